@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console
 /**
  * Runs or compiles ctre with exactly the shipped permission flags, taken from
  * lib/permissions.ts (the same function the tests use).
@@ -55,7 +56,7 @@ if (import.meta.main) {
   } else if (mode === "compile") {
     Deno.exit(await compile());
   } else {
-    console.error('Usage: deno run scripts/shipped.ts run|compile [ARGS...]');
+    console.error("Usage: deno run scripts/shipped.ts run|compile [ARGS...]");
     Deno.exit(2);
   }
 }

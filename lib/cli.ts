@@ -1,0 +1,176 @@
+/**
+ * The command line: flags into typed options, help text, usage errors. No I/O here.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "./errors.ts";
+import { DEFAULT_STATE_DIR } from "./permissions.ts";
+import { parseDuration } from "./units.ts";
+import type { PruneOptions } from "./prune.ts";
+
+export const USAGE = `Usage: ctre <command> [options]
+
+Keeps containerd nodes free of stale images without deleting one that is still needed.
+
+Commands:
+  prune                  List unused, old, not recently started images; ask; remove them
+  record-image-starts    Daemon: record when containers start and stop, for prune
+
+Run "ctre <command> --help" for a command's options.
+  -h, --help             Show this help
+  -V, --version          Show the version
+
+Exit codes: 0 done, 1 failed or aborted (nothing removed unless listed), 2 bad usage.`;
+
+export const PRUNE_USAGE = `Usage: ctre prune [options]
+
+Lists images that no container in their namespace uses (running, created or stopped), whose
+content is at least --min-age old and that the recorder has not seen started or stopped within
+--used-within; re-checks for --double-check; asks; removes them; then removes stopped
+containers and runs "ctr content prune references" in each namespace.
+
+Options:
+  -f, --force                Remove without asking
+      --dry-run              Only list what would be removed; never asks, never removes
+      --min-age DURATION     Content age an image must reach (default 14d)
+      --used-within DURATION A start or stop recorded this recently keeps an image (default 14d)
+      --double-check DURATION
+                             Re-list every 1.5 s for this long, keep what was used (default 15s; 0 off)
+  -n, --namespace NS         Only this namespace (repeatable; default all)
+      --keep PATTERN         Never remove images with a ref matching this glob (repeatable)
+      --keep-file FILE       Keep patterns, one per line (<state-dir>/keep is always read)
+      --no-container-cleanup Do not remove stopped containers afterwards
+      --no-content-prune     Do not run "ctr content prune references" afterwards
+  -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
+      --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
+  -h, --help                 Show this help
+
+DURATION: 0, or a number with s, m, h, d or w: 90s, 30m, 36h, 14d, 2w.
+Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`;
+
+export const RECORD_USAGE = `Usage: ctre record-image-starts [options]
+
+Follows "ctr event" and records, per namespace and image ref, when a container last started
+and stopped, in <state-dir>/image_starts. Reconnects when containerd restarts. Stops on
+SIGTERM or SIGINT after writing the DB.
+
+Options:
+  -q, --quiet                Print only errors
+      --flush-interval DURATION
+                             Write the DB at most this often (default 1s)
+      --keep-window DURATION Forget uses older than this (default 14d)
+  -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
+      --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
+  -h, --help                 Show this help`;
+
+export interface RecordOptions {
+  stateDir: string;
+  quiet: boolean;
+  /** Seconds. */
+  flushInterval: number;
+  /** Seconds. */
+  keepWindow: number;
+}
+
+export type Command =
+  | { kind: "help"; text: string }
+  | { kind: "version" }
+  | { kind: "prune"; address?: string; prune: PruneOptions; keepFile?: string }
+  | { kind: "record"; address?: string; record: RecordOptions };
+
+const COMMON = {
+  address: { type: "string", short: "a" },
+  "state-dir": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: O) {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+    return values;
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const msg = e instanceof Error ? e.message : String(e);
+    const unknown = /Unknown option '([^']+)'/.exec(msg);
+    if (unknown) throw new UsageError(`Unknown option "${unknown[1]}"`);
+    const missing = /Option '([^']+)' argument missing/.exec(msg);
+    if (missing) throw new UsageError(`Option "${missing[1]}" needs a value`);
+    throw new UsageError(msg.split(".")[0] ?? msg);
+  }
+}
+
+function optionalString(key: "address", value: string | undefined): { address?: string } {
+  return value === undefined ? {} : { [key]: value };
+}
+
+/** Parses the arguments after the program name. Throws UsageError. */
+export function parseCommand(argv: string[]): Command {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+    return { kind: "help", text: USAGE };
+  }
+  if (command === "-V" || command === "--version") return { kind: "version" };
+  if (command === "prune") {
+    const v = parse(rest, {
+      ...COMMON,
+      force: { type: "boolean", short: "f" },
+      "dry-run": { type: "boolean" },
+      "min-age": { type: "string" },
+      "used-within": { type: "string" },
+      "double-check": { type: "string" },
+      namespace: { type: "string", short: "n", multiple: true },
+      keep: { type: "string", multiple: true },
+      "keep-file": { type: "string" },
+      "no-container-cleanup": { type: "boolean" },
+      "no-content-prune": { type: "boolean" },
+    });
+    if (v.help) return { kind: "help", text: PRUNE_USAGE };
+    if (v.force && v["dry-run"]) throw new UsageError("Use either --force or --dry-run, not both");
+    const prune: PruneOptions = {
+      mode: v["dry-run"] ? "dry-run" : v.force ? "force" : "ask",
+      minAge: parseDuration(v["min-age"] ?? "14d", "min-age"),
+      usedWithin: parseDuration(v["used-within"] ?? "14d", "used-within"),
+      doubleCheck: parseDuration(v["double-check"] ?? "15s", "double-check"),
+      stateDir: v["state-dir"] ?? DEFAULT_STATE_DIR,
+      namespaces: v.namespace ?? [],
+      keep: v.keep ?? [],
+      containerCleanup: !v["no-container-cleanup"],
+      contentPrune: !v["no-content-prune"],
+    };
+    return {
+      kind: "prune",
+      prune,
+      ...optionalString("address", v.address),
+      ...(v["keep-file"] === undefined ? {} : { keepFile: v["keep-file"] }),
+    };
+  }
+  if (command === "record-image-starts") {
+    const v = parse(rest, {
+      ...COMMON,
+      quiet: { type: "boolean", short: "q" },
+      "flush-interval": { type: "string" },
+      "keep-window": { type: "string" },
+    });
+    if (v.help) return { kind: "help", text: RECORD_USAGE };
+    const flushInterval = parseDuration(v["flush-interval"] ?? "1s", "flush-interval");
+    if (flushInterval <= 0) throw new UsageError("--flush-interval must be more than 0");
+    return {
+      kind: "record",
+      ...optionalString("address", v.address),
+      record: {
+        stateDir: v["state-dir"] ?? DEFAULT_STATE_DIR,
+        quiet: v.quiet ?? false,
+        flushInterval,
+        keepWindow: parseDuration(v["keep-window"] ?? "14d", "keep-window"),
+      },
+    };
+  }
+  throw new UsageError(`Unknown command "${command}"`);
+}

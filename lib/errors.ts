@@ -1,0 +1,30 @@
+/**
+ * Error types that main.ts maps to exit codes. Anything else reaching main.ts is a bug and is
+ * still printed as one line.
+ *
+ * @module
+ */
+
+/** A bad command line: exit 2 with a usage hint. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Output of `ctr` that does not have the documented shape. */
+export class ParseError extends Error {
+  override name = "ParseError";
+}
+
+/** A `ctr` invocation that failed (non-zero exit, not found, not permitted). */
+export class CtrError extends Error {
+  override name = "CtrError";
+  constructor(message: string, readonly code: number, readonly stderr: string) {
+    super(message);
+  }
+}
+
+/** The one-line text of any thrown value. */
+export function errorText(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}

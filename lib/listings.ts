@@ -1,0 +1,151 @@
+/**
+ * Typed parsers for each `ctr` listing ctre reads (shapes in shared/docs/ctr-output.md,
+ * containerd 1.6 to 2.x). Each throws a ParseError naming the command and the line.
+ *
+ * @module
+ */
+import { ParseError } from "./errors.ts";
+import { parseLabels, splitAligned, splitTabbed } from "./table.ts";
+import { parseAge, parseSize } from "./units.ts";
+
+export interface ContentBlob {
+  digest: string;
+  size: number;
+  /** Lower bound of the age in seconds, see {@linkcode parseAge}. */
+  ageSeconds: number;
+  ageText: string;
+  labels: Map<string, string>;
+}
+
+export interface ImageRow {
+  ref: string;
+  type: string;
+  digest: string;
+  size: number;
+  platforms: string;
+  labels: Map<string, string>;
+}
+
+export interface ContainerRow {
+  id: string;
+  /** null for containers without an image (`-`, e.g. dockerd's in namespace moby). */
+  image: string | null;
+  runtime: string;
+}
+
+export interface TaskRow {
+  id: string;
+  pid: number;
+  status: string;
+}
+
+export interface ContainerInfo {
+  id: string;
+  image: string;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+function lines(text: string): string[] {
+  return text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+}
+
+/** `ctr namespace ls -q`: one name per line. */
+export function parseNamespaces(text: string): string[] {
+  return lines(text).map((name) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+      throw new ParseError(`Unexpected namespace name "${name}" from ctr namespace ls -q`);
+    }
+    return name;
+  });
+}
+
+/** `ctr content ls -q`: one digest per line. */
+export function parseDigests(text: string): string[] {
+  return lines(text);
+}
+
+/** `ctr content ls`: DIGEST SIZE AGE LABELS, tab-padded. */
+export function parseContentLs(text: string): ContentBlob[] {
+  const what = "ctr content ls";
+  return splitTabbed(what, text, ["DIGEST", "SIZE", "AGE", "LABELS"]).map((r, i) => {
+    const digest = r.DIGEST ?? "";
+    if (!DIGEST.test(digest)) {
+      throw new ParseError(`Cannot parse line ${i + 2} of ${what}: bad digest "${digest}"`);
+    }
+    const ageText = r.AGE ?? "";
+    return {
+      digest,
+      size: parseSize(r.SIZE ?? ""),
+      ageSeconds: parseAge(ageText),
+      ageText,
+      labels: parseLabels(r.LABELS ?? "-"),
+    };
+  });
+}
+
+/** `ctr image ls`: REF TYPE DIGEST SIZE PLATFORMS LABELS, space-padded. */
+export function parseImageLs(text: string): ImageRow[] {
+  const what = "ctr image ls";
+  const cols = ["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"];
+  return splitAligned(what, text, cols).map((r, i) => {
+    const digest = r.DIGEST ?? "";
+    if (!DIGEST.test(digest)) {
+      throw new ParseError(`Cannot parse line ${i + 2} of ${what}: bad digest "${digest}"`);
+    }
+    return {
+      ref: r.REF ?? "",
+      type: r.TYPE ?? "",
+      digest,
+      size: parseSize(r.SIZE ?? ""),
+      platforms: r.PLATFORMS ?? "",
+      labels: parseLabels(r.LABELS ?? "-"),
+    };
+  });
+}
+
+/** `ctr container ls`: CONTAINER IMAGE RUNTIME, space-padded. */
+export function parseContainerLs(text: string): ContainerRow[] {
+  return splitAligned("ctr container ls", text, ["CONTAINER", "IMAGE", "RUNTIME"]).map((r) => ({
+    id: r.CONTAINER ?? "",
+    image: r.IMAGE === "-" || r.IMAGE === "" ? null : r.IMAGE ?? null,
+    runtime: r.RUNTIME ?? "",
+  }));
+}
+
+/** `ctr task ls`: TASK PID STATUS, space-padded. */
+export function parseTaskLs(text: string): TaskRow[] {
+  return splitAligned("ctr task ls", text, ["TASK", "PID", "STATUS"]).map((r) => ({
+    id: r.TASK ?? "",
+    pid: Number(r.PID),
+    status: r.STATUS ?? "",
+  }));
+}
+
+/** `ctr containers info ID`: Go-style JSON; Labels may be null and Image "". */
+export function parseContainerInfo(text: string): ContainerInfo {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ParseError(`Cannot parse ctr containers info output as JSON: ${e}`);
+  }
+  const o = data as Record<string, unknown> | null;
+  if (o === null || typeof o !== "object" || typeof o.ID !== "string") {
+    throw new ParseError(`Unexpected ctr containers info output: no "ID"`);
+  }
+  const labels: Record<string, string> = {};
+  if (o.Labels && typeof o.Labels === "object") {
+    for (const [k, v] of Object.entries(o.Labels)) labels[k] = String(v);
+  }
+  return {
+    id: o.ID,
+    image: typeof o.Image === "string" ? o.Image : "",
+    labels,
+    createdAt: typeof o.CreatedAt === "string" ? o.CreatedAt : "",
+    updatedAt: typeof o.UpdatedAt === "string" ? o.UpdatedAt : "",
+  };
+}

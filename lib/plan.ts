@@ -1,0 +1,180 @@
+/**
+ * The decision, as a pure function: given what containerd holds, the usage DB and the policy,
+ * which images may go and why each other one stays. Decisions are per (namespace, digest): all
+ * refs of a digest go together or stay together.
+ *
+ * @module
+ */
+import type { NamespaceSnapshot } from "./inventory.ts";
+import { lastUse, lastUseOf, type Usage } from "./usage_db.ts";
+
+export type Reason =
+  | "in-use"
+  | "pinned"
+  | "kept-by-pattern"
+  | "recently-used"
+  | "too-young"
+  | "used-during-double-check"
+  | "prune";
+
+export interface Policy {
+  /** Now, in unix seconds. */
+  now: number;
+  /** Content age (seconds) an image must reach before it may go. */
+  minAge: number;
+  /** A recorded start or stop this recent (seconds) keeps an image. */
+  usedWithin: number;
+  /** Glob patterns on refs that protect an image. */
+  keep: readonly string[];
+}
+
+export interface ImagePlan {
+  ns: string;
+  digest: string;
+  refs: string[];
+  size: number;
+  ageSeconds: number | null;
+  ageText: string | null;
+  lastStart: number | null;
+  lastStop: number | null;
+  decision: "prune" | "keep";
+  reason: Reason;
+  /** For in-use: the containers using it. */
+  containers?: string[];
+  /** For kept-by-pattern: the pattern that matched. */
+  pattern?: string;
+}
+
+export interface Plan {
+  images: ImagePlan[];
+  warnings: string[];
+}
+
+export const PINNED_LABELS: ReadonlyMap<string, string | null> = new Map([
+  ["io.cri-containerd.pinned", "pinned"],
+  ["io.cattle.k3s.pinned", null], // any value
+]);
+
+/** A glob (`*` any run of characters, `?` one) as an anchored RegExp. */
+export function globToRegExp(glob: string): RegExp {
+  const body = [...glob].map((c) =>
+    c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")
+  ).join("");
+  return new RegExp(`^${body}$`);
+}
+
+/** The repository part of a ref: without `@digest` and without `:tag`; null for `sha256:…`. */
+export function repositoryOf(ref: string): string | null {
+  if (/^sha256:[0-9a-f]{64}$/.test(ref)) return null;
+  const at = ref.indexOf("@");
+  if (at >= 0) return ref.slice(0, at);
+  const colon = ref.lastIndexOf(":");
+  return colon > ref.lastIndexOf("/") ? ref.slice(0, colon) : ref;
+}
+
+/** Decides every image of one namespace. */
+export function planNamespace(
+  snap: NamespaceSnapshot,
+  usage: Map<string, Usage>,
+  policy: Policy,
+): Plan {
+  const warnings: string[] = [];
+  const byDigest = new Map<string, typeof snap.images>();
+  const digestOfRef = new Map<string, string>();
+  for (const image of snap.images) {
+    const group = byDigest.get(image.digest) ?? [];
+    group.push(image);
+    byDigest.set(image.digest, group);
+    digestOfRef.set(image.ref, image.digest);
+  }
+  const usersOf = new Map<string, string[]>();
+  for (const c of snap.containers) {
+    if (c.image === null) continue;
+    const digest = digestOfRef.get(c.image);
+    if (digest === undefined) {
+      warnings.push(
+        `Container "${c.id}" in namespace ${snap.ns} uses image "${c.image}", which is not ` +
+          `in the image list; skipping it`,
+      );
+      continue;
+    }
+    usersOf.set(digest, [...(usersOf.get(digest) ?? []), c.id]);
+  }
+  const patterns = policy.keep.map((p) => ({ p, re: globToRegExp(p) }));
+  const images: ImagePlan[] = [];
+  for (const [digest, group] of byDigest) {
+    const refs = group.map((i) => i.ref).sort();
+    const blob = snap.content.get(digest);
+    const used = lastUseOf(usage, snap.ns, refs);
+    const base = {
+      ns: snap.ns,
+      digest,
+      refs,
+      size: group[0]?.size ?? 0,
+      ageSeconds: blob?.ageSeconds ?? null,
+      ageText: blob?.ageText ?? null,
+      lastStart: used?.start ?? null,
+      lastStop: used?.stop ?? null,
+    };
+    const keep = (reason: Reason, extra: Partial<ImagePlan> = {}): ImagePlan => ({
+      ...base,
+      decision: "keep",
+      reason,
+      ...extra,
+    });
+    const containers = usersOf.get(digest);
+    const pinned = group.some((i) =>
+      [...PINNED_LABELS].some(([k, v]) => i.labels.has(k) && (v === null || i.labels.get(k) === v))
+    );
+    const pattern = patterns.find(({ re }) => refs.some((r) => re.test(r)))?.p;
+    if (containers) {
+      images.push(keep("in-use", { containers: containers.sort() }));
+      const repos = new Set(refs.map(repositoryOf).filter((r) => r !== null));
+      if (repos.size > 1) {
+        warnings.push(
+          `Dupe refs found for ns ${snap.ns} image ${digest}, keeping all: ${refs.join(" + ")}`,
+        );
+      }
+    } else if (pinned) {
+      images.push(keep("pinned"));
+    } else if (pattern !== undefined) {
+      images.push(keep("kept-by-pattern", { pattern }));
+    } else if (used && lastUse(used) >= policy.now - policy.usedWithin) {
+      images.push(keep("recently-used"));
+    } else if (base.ageSeconds === null || base.ageSeconds < policy.minAge) {
+      images.push(keep("too-young"));
+    } else {
+      images.push({ ...base, decision: "prune", reason: "prune" });
+    }
+  }
+  images.sort((a, b) => a.refs[0]! < b.refs[0]! ? -1 : a.refs[0]! > b.refs[0]! ? 1 : 0);
+  return { images, warnings };
+}
+
+/** The key of one image decision across passes. */
+export function imageKey(p: Pick<ImagePlan, "ns" | "digest">): string {
+  return `${p.ns} ${p.digest}`;
+}
+
+/**
+ * Merges the plan of a later pass with what earlier passes allowed: an image is pruned only if
+ * every pass would have pruned it with the same refs; otherwise it is kept as
+ * used-during-double-check.
+ */
+export function confirmAcrossPasses(
+  latest: ImagePlan[],
+  prunableBefore: Map<string, string>,
+): ImagePlan[] {
+  return latest.map((p) => {
+    if (p.decision !== "prune") return p;
+    if (prunableBefore.get(imageKey(p)) === p.refs.join(" ")) return p;
+    return { ...p, decision: "keep", reason: "used-during-double-check" };
+  });
+}
+
+/** The prunable images of a plan, as key → refs, for {@linkcode confirmAcrossPasses}. */
+export function prunableSet(images: ImagePlan[]): Map<string, string> {
+  return new Map(
+    images.filter((p) => p.decision === "prune").map((p) => [imageKey(p), p.refs.join(" ")]),
+  );
+}

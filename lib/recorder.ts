@@ -1,0 +1,311 @@
+/**
+ * `ctre record-image-starts`: follows `ctr event` and records per (namespace, image ref) the
+ * last container start and stop in the usage DB. It must not die: malformed lines are logged
+ * and skipped, a vanished container is logged and skipped, and when `ctr event` ends
+ * (containerd restarted) it reconnects with capped backoff. Only the abort signal (SIGTERM,
+ * SIGINT) ends it, after a final write.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { RecordOptions } from "./cli.ts";
+import { type Ctr, ctrOk, type CtrStream } from "./ctr.ts";
+import { errorText } from "./errors.ts";
+import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
+import { type Io, println } from "./io.ts";
+import { parseContainerInfo, parseContainerLs, parseNamespaces } from "./listings.ts";
+import { acquireLock } from "./lock.ts";
+import {
+  expire,
+  formatUsageDb,
+  loadUsageDb,
+  mergeUsage,
+  safeToken,
+  type Usage,
+  usageKey,
+  writeAtomic,
+} from "./usage_db.ts";
+
+export const BACKOFF_START_S = 1;
+export const BACKOFF_MAX_S = 30;
+
+export interface RecorderStats {
+  events: number;
+  recorded: number;
+  writes: number;
+  reconnects: number;
+  lastEventTime: number | null;
+}
+
+/** The recorder's state and event handling, separate from the process loop for tests. */
+export class Recorder {
+  readonly entries: Map<string, Usage>;
+  readonly stats: RecorderStats = {
+    events: 0,
+    recorded: 0,
+    writes: 0,
+    reconnects: 0,
+    lastEventTime: null,
+  };
+  /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
+  readonly images = new Map<string, string | null>();
+  #topics = new Set<string>();
+  #dirty = false;
+
+  constructor(
+    readonly ctr: Ctr,
+    readonly opts: RecordOptions,
+    readonly io: Io,
+    entries: Map<string, Usage>,
+  ) {
+    this.entries = entries;
+  }
+
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  #say(text: string): void {
+    if (!this.opts.quiet) println(this.io.stdout, text);
+  }
+
+  #error(text: string): void {
+    println(this.io.stderr, `ERROR ${text}`);
+  }
+
+  /** Replaces what it knows of containers with `ctr container ls` of every namespace. */
+  async resync(): Promise<void> {
+    const namespaces = parseNamespaces(await ctrOk(this.ctr, ["namespace", "ls", "-q"]));
+    const lists = await Promise.all(
+      namespaces.map(async (ns) => ({
+        ns,
+        rows: parseContainerLs(await ctrOk(this.ctr, ["-n", ns, "container", "ls"])),
+      })),
+    );
+    this.images.clear();
+    for (const { ns, rows } of lists) {
+      for (const c of rows) this.images.set(`${ns} ${c.id}`, c.image);
+    }
+  }
+
+  /** The image of a container: from what it learned, else one `ctr containers info`. */
+  async #imageOf(ns: string, id: string): Promise<string | null | undefined> {
+    const key = `${ns} ${id}`;
+    if (this.images.has(key)) return this.images.get(key);
+    const r = await this.ctr.run(["-n", ns, "containers", "info", id]);
+    if (r.code !== 0) {
+      this.#error(
+        `container ${ns} ${id} is already gone, skipping (${r.stderr.trim().split("\n").at(-1)})`,
+      );
+      return undefined;
+    }
+    try {
+      const image = parseContainerInfo(r.stdout).image || null;
+      this.images.set(key, image);
+      return image;
+    } catch (e) {
+      this.#error(`container ${ns} ${id}: ${errorText(e)}`);
+      return undefined;
+    }
+  }
+
+  #record(letter: string, time: number, ns: string, ref: string | null, start: boolean): void {
+    const t = Math.floor(time);
+    if (ref === null) {
+      if (ns !== "moby") this.#say(`${letter} ${t} ${ns} NO_IMAGE_REF`);
+      return;
+    }
+    if (!safeToken(ns) || !safeToken(ref)) {
+      this.#error(
+        `not recording ${JSON.stringify(ns)} ${
+          JSON.stringify(ref)
+        }: whitespace or control characters`,
+      );
+      return;
+    }
+    const key = usageKey(ns, ref);
+    this.entries.set(key, mergeUsage(this.entries.get(key), start ? t : null, start ? null : t));
+    this.#dirty = true;
+    this.stats.recorded++;
+    this.#say(`${letter} ${t} ${ns} ${ref}`);
+  }
+
+  /** Handles one line of `ctr event`. Never throws. */
+  async handleLine(line: string): Promise<void> {
+    let event: CtrEvent;
+    try {
+      event = parseEventLine(line);
+    } catch (e) {
+      this.#error(`${errorText(e)}, skipping`);
+      return;
+    }
+    try {
+      await this.handle(event);
+    } catch (e) {
+      this.#error(`event ${event.topic} in ${event.ns}: ${errorText(e)}, skipping`);
+    }
+  }
+
+  /** Handles one parsed event. */
+  async handle(e: CtrEvent): Promise<void> {
+    this.stats.events++;
+    this.stats.lastEventTime = e.time;
+    if (!this.#topics.has(e.topic)) {
+      this.#topics.add(e.topic);
+      this.#say(`D (first visual of event action '${e.topic}') data: ${JSON.stringify(e.payload)}`);
+    }
+    const p = e.payload;
+    switch (e.topic) {
+      case "/containers/create":
+      case "/containers/update": {
+        const id = field(p, "id");
+        if (id === undefined) throw new Error("no container id in payload");
+        const image = field(p, "image") || null;
+        this.images.set(`${e.ns} ${id}`, image);
+        if (e.topic === "/containers/create") this.#record("C", e.time, e.ns, image, true);
+        return;
+      }
+      case "/containers/delete": {
+        const id = field(p, "id");
+        if (id !== undefined) this.images.delete(`${e.ns} ${id}`);
+        return;
+      }
+      case "/tasks/create": {
+        const id = field(p, "container_id");
+        if (id === undefined) throw new Error("no container_id in payload");
+        const image = await this.#imageOf(e.ns, id);
+        if (image !== undefined) this.#record("T", e.time, e.ns, image, true);
+        return;
+      }
+      case "/tasks/exit": {
+        const id = field(p, "container_id");
+        if (id === undefined) throw new Error("no container_id in payload");
+        if (field(p, "id") !== id) return; // an exec ended, not the container
+        const image = await this.#imageOf(e.ns, id);
+        if (image !== undefined) {
+          this.#record("t", payloadTime(p.exited_at) ?? e.time, e.ns, image, false);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Writes the DB if anything changed, after dropping expired entries. */
+  async flush(): Promise<void> {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    expire(this.entries, this.io.now() - this.opts.keepWindow);
+    try {
+      await writeAtomic(join(this.opts.stateDir, "image_starts"), formatUsageDb(this.entries));
+      this.stats.writes++;
+    } catch (e) {
+      this.#dirty = true;
+      this.#error(errorText(e));
+    }
+  }
+}
+
+/** Appends corrupt DB lines to `<state-dir>/image_starts.rejected` so none is lost silently. */
+async function keepRejected(
+  stateDir: string,
+  lines: { lineNo: number; line: string; reason: string }[],
+  io: Io,
+) {
+  if (lines.length === 0) return;
+  const path = join(stateDir, "image_starts.rejected");
+  const stamp = new Date(io.now() * 1000).toISOString();
+  const text = lines.map((r) => `# ${stamp} line ${r.lineNo}: ${r.reason}\n${r.line}\n`).join("");
+  await Deno.writeTextFile(path, text, { append: true, create: true });
+  println(io.stderr, `ERROR ${lines.length} corrupt lines of image_starts moved to ${path}`);
+}
+
+/** Sleeps `ms` unless `signal` aborts first. */
+function sleep(io: Io, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onAbort = () => resolve();
+    signal.addEventListener("abort", onAbort, { once: true });
+    io.sleep(ms).then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Runs the recorder until `signal` aborts. Needs --allow-run=ctr and read/write on the state
+ * dir. Returns the exit code.
+ */
+export async function record(
+  ctr: Ctr,
+  opts: RecordOptions,
+  io: Io,
+  signal: AbortSignal,
+): Promise<number> {
+  const lock = await acquireLock(opts.stateDir, "record-image-starts");
+  try {
+    const db = await loadUsageDb(join(opts.stateDir, "image_starts"));
+    await keepRejected(opts.stateDir, db.rejected, io);
+    const rec = new Recorder(ctr, opts, io, db.entries);
+    if (db.rejected.length) await rec.flush();
+    let flushing: Promise<void> = Promise.resolve();
+    const timer = setInterval(() => {
+      flushing = flushing.then(() => rec.flush());
+    }, opts.flushInterval * 1000);
+    try {
+      await follow(rec, io, signal);
+    } finally {
+      clearInterval(timer);
+      await flushing;
+      await rec.flush();
+    }
+    return 0;
+  } finally {
+    lock.release();
+  }
+}
+
+async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void> {
+  let backoff = BACKOFF_START_S;
+  let attempt = 0;
+  if (!rec.opts.quiet) println(io.stdout, "Listening for container start events");
+  while (!signal.aborted) {
+    const started = io.now();
+    let stream: CtrStream | undefined;
+    let why: string;
+    const eventsBefore = rec.stats.events;
+    try {
+      stream = rec.ctr.stream(["event"]);
+      const s = stream;
+      const onAbort = () => s.stop();
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        await rec.resync();
+        for await (const line of s.lines) {
+          if (signal.aborted) break;
+          await rec.handleLine(line);
+        }
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        s.stop();
+      }
+      const end = await s.done;
+      why = `ctr event ended with code ${end.code}${
+        end.stderr.trim() ? `: ${end.stderr.trim().split("\n").at(-1)}` : ""
+      }`;
+    } catch (e) {
+      stream?.stop();
+      why = errorText(e);
+    }
+    if (signal.aborted) break;
+    if (rec.stats.events > eventsBefore || io.now() - started > BACKOFF_MAX_S) {
+      backoff = BACKOFF_START_S;
+      attempt = 0;
+    }
+    attempt++;
+    rec.stats.reconnects++;
+    println(io.stderr, `ERROR ${why}; reconnecting in ${backoff}s (attempt ${attempt})`);
+    await sleep(io, backoff * 1000, signal);
+    backoff = Math.min(backoff * 2, BACKOFF_MAX_S);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * ctre's entry point: parse the command line, build the real ctr runner and stdio, run the
+ * command, map its outcome to an exit code. The only place that exits.
+ *
+ * Permissions (lib/permissions.ts): --allow-run=ctr, read and write under the state dir.
+ *
+ * @module
+ */
+import { parseCommand } from "./lib/cli.ts";
+import { systemCtr } from "./lib/ctr.ts";
+import { errorText, UsageError } from "./lib/errors.ts";
+import { println, processIo } from "./lib/io.ts";
+import { readKeepFile } from "./lib/keep.ts";
+import { prune } from "./lib/prune.ts";
+import { record } from "./lib/recorder.ts";
+import { VERSION } from "./lib/version.ts";
+import { join } from "node:path";
+
+async function run(argv: string[]): Promise<number> {
+  const io = processIo();
+  const cmd = parseCommand(argv);
+  switch (cmd.kind) {
+    case "help":
+      println(io.stdout, cmd.text);
+      return 0;
+    case "version":
+      println(io.stdout, `ctre ${VERSION}`);
+      return 0;
+    case "prune": {
+      const opts = cmd.prune;
+      const keep = [
+        ...opts.keep,
+        ...await readKeepFile(join(opts.stateDir, "keep"), true),
+        ...(cmd.keepFile === undefined ? [] : await readKeepFile(cmd.keepFile, false)),
+      ];
+      return await prune(systemCtr(cmd.address), { ...opts, keep }, io);
+    }
+    case "record": {
+      const stop = new AbortController();
+      const signals = ["SIGTERM", "SIGINT"] as const;
+      const onSignal = () => stop.abort();
+      for (const s of signals) Deno.addSignalListener(s, onSignal);
+      try {
+        return await record(systemCtr(cmd.address), cmd.record, io, stop.signal);
+      } finally {
+        for (const s of signals) Deno.removeSignalListener(s, onSignal);
+      }
+    }
+  }
+}
+
+async function main(): Promise<never> {
+  let code: number;
+  try {
+    code = await run(Deno.args);
+  } catch (e) {
+    const err = processIo().stderr;
+    println(err, `ctre: ${errorText(e)}`);
+    if (e instanceof UsageError) println(err, `Run "ctre --help" for usage.`);
+    code = e instanceof UsageError ? 2 : 1;
+  }
+  Deno.exit(code);
+}
+
+if (import.meta.main) main();
