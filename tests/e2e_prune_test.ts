@@ -1,0 +1,221 @@
+/**
+ * End to end: ctre prune under the shipped permissions against a private, real containerd
+ * with real images and real containers. Each assertion is on what `ctr image ls` shows after.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type TestContainerd, withContainerd } from "./support/containerd.ts";
+import { runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
+
+const DAY = 86400;
+const now = () => Math.floor(Date.now() / 1000);
+
+async function refs(c: TestContainerd, ns: string): Promise<string[]> {
+  const out = await c.ctrOk(["-n", ns, "image", "ls", "-q"]);
+  return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
+}
+
+async function containers(c: TestContainerd, ns: string): Promise<string[]> {
+  const out = await c.ctrOk(["-n", ns, "container", "ls", "-q"]);
+  return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
+}
+
+/** The refs listed for removal (after the `NS REF_TO_PRUNE` header), as "ns ref". */
+function listed(stdout: string): string[] {
+  const lines = stdout.split("\n");
+  const at = lines.indexOf("NS REF_TO_PRUNE");
+  if (at < 0) return [];
+  return lines.slice(at + 1).filter((l) => /^\S+ \S+$/.test(l)).sort();
+}
+
+const img = (name: string) => `docker.io/library/${name}:1`;
+
+/**
+ * The scenario of the prune issue, in three namespaces. Content of everything but `young` is
+ * aged 30 days; the usage DB says `recent` was started an hour ago and `stale` 20 days ago.
+ */
+async function scenario(c: TestContainerd, stateDir: string) {
+  const d: Record<string, string> = {};
+  for (const name of ["run", "created", "exited", "unused", "recent", "stale", "young"]) {
+    d[name] = await c.importImage("default", img(name), name);
+  }
+  d.dual = await c.importImage("default", img("dual"), "dual", [
+    "docker.io/library/dual:2",
+    "registry.example/other/dual:1",
+  ]);
+  d.k8sRun = await c.importImage("k8s.io", img("k8srun"), "k8srun");
+  d.k8sUnused = await c.importImage("k8s.io", img("k8sunused"), "k8sunused");
+  d.mobyUnused = await c.importImage("moby", img("mobyunused"), "mobyunused");
+  await c.ageContent(
+    "default",
+    Object.entries(d).filter(([k]) =>
+      !k.startsWith("k8s") && !k.startsWith("moby") && k !== "young"
+    )
+      .map(([, v]) => v),
+    30 * DAY,
+  );
+  await c.ageContent("k8s.io", [d.k8sRun!, d.k8sUnused!], 30 * DAY);
+  await c.ageContent("moby", [d.mobyUnused!], 30 * DAY);
+  await c.run("default", img("run"), "c-run");
+  await c.create("default", img("created"), "c-created");
+  await c.runToExit("default", img("exited"), "c-exited");
+  await c.run("default", "docker.io/library/dual:2", "c-dual");
+  await c.run("k8s.io", img("k8srun"), "c-k8srun");
+  await Deno.writeTextFile(
+    join(stateDir, "image_starts"),
+    `${now() - 3600} ---------- default ${img("recent")}\n` +
+      `${now() - 20 * DAY} ${now() - 20 * DAY + 60} default ${img("stale")}\n`,
+  );
+  return d;
+}
+
+const EXPECTED_PRUNE = [
+  `default ${img("stale")}`,
+  `default ${img("unused")}`,
+  `k8s.io ${img("k8sunused")}`,
+  `moby ${img("mobyunused")}`,
+].sort();
+
+Deno.test({
+  name: "ctre prune removes exactly the unused, old, not recently used images",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await withContainerd(async (c) => {
+      const stateDir = await tempStateDir();
+      const opts = { address: c.address, stateDir };
+      await scenario(c, stateDir);
+      const before = {
+        default: await refs(c, "default"),
+        k8s: await refs(c, "k8s.io"),
+        moby: await refs(c, "moby"),
+      };
+
+      await t.step("--dry-run lists the prunable set and removes nothing", async () => {
+        const r = await runCtre(["prune", "--dry-run", "--double-check", "0"], opts);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(listed(r.stdout), EXPECTED_PRUNE);
+        assert.deepEqual(await refs(c, "default"), before.default);
+        assert.deepEqual(await refs(c, "k8s.io"), before.k8s);
+      });
+
+      await t.step("an answer of n removes nothing and exits 1", async () => {
+        const r = await runCtre(["prune", "--double-check", "0"], { ...opts, stdin: "n\n" });
+        assert.equal(r.code, 1);
+        assert.match(r.stdout, /Prune \(y\/n\)\? /);
+        assert.deepEqual(await refs(c, "default"), before.default);
+      });
+
+      await t.step("EOF on stdin aborts and removes nothing", async () => {
+        const r = await runCtre(["prune", "--double-check", "0"], opts);
+        assert.equal(r.code, 1);
+        assert.deepEqual(await refs(c, "moby"), before.moby);
+      });
+
+      await t.step("an unclear answer (' y ' with extra words) aborts", async () => {
+        const r = await runCtre(["prune", "--double-check", "0"], {
+          ...opts,
+          stdin: "yes please\n",
+        });
+        assert.equal(r.code, 1);
+        assert.deepEqual(await refs(c, "default"), before.default);
+      });
+
+      await t.step("y removes exactly the listed images, then cleans up", async () => {
+        const r = await runCtre(["prune", "--double-check", "2s"], { ...opts, stdin: "y\n" });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        const gone = (ns: string, all: string[], left: string[]) =>
+          all.filter((x) => !left.includes(x)).map((x) => `${ns} ${x}`);
+        const removed = [
+          ...gone("default", before.default, await refs(c, "default")),
+          ...gone("k8s.io", before.k8s, await refs(c, "k8s.io")),
+          ...gone("moby", before.moby, await refs(c, "moby")),
+        ].sort();
+        assert.deepEqual(removed, EXPECTED_PRUNE);
+        // All three refs of the digest one container uses are kept.
+        const left = await refs(c, "default");
+        for (
+          const r of [img("dual"), "docker.io/library/dual:2", "registry.example/other/dual:1"]
+        ) {
+          assert.ok(left.includes(r), `${r} kept`);
+        }
+        assert.match(
+          r.stderr,
+          /Dupe refs found for ns default image sha256:[0-9a-f]{64}, keeping all/,
+        );
+        // Stopped container removed, running and just-created ones kept.
+        const ids = await containers(c, "default");
+        assert.ok(!ids.includes("c-exited"), `stopped container removed: ${ids}`);
+        assert.ok(ids.includes("c-run") && ids.includes("c-dual") && ids.includes("c-created"));
+        assert.deepEqual(await containers(c, "k8s.io"), ["c-k8srun"]);
+        assert.match(r.stdout, /^\(deleted container\) default /m);
+        assert.match(r.stdout, /^\(pruned content\) default \d+$/m);
+        assert.match(r.stdout, /^\(pruned content\) k8s.io \d+$/m);
+      });
+
+      await t.step(
+        "a second forced run finds the exited container's image unused but keeps the rest",
+        async () => {
+          const r = await runCtre(["prune", "-f", "--double-check", "0"], opts);
+          assert.equal(r.code, 0, r.stderr);
+          assert.deepEqual(listed(r.stdout), [`default ${img("exited")}`]);
+          const left = await refs(c, "default");
+          for (const name of ["run", "created", "recent", "young"]) {
+            assert.ok(left.includes(img(name)), `${name} kept: ${left}`);
+          }
+        },
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "ctre prune keeps an image that becomes used during the double check",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withContainerd(async (c) => {
+      const stateDir = await tempStateDir();
+      await c.importImage("default", img("late"), "late");
+      await c.importImage("default", img("never"), "never");
+      const child = spawnCtre(["prune", "-f", "--min-age", "0", "--double-check", "8s"], {
+        address: c.address,
+        stateDir,
+      });
+      await new Promise((r) => setTimeout(r, 3000));
+      await c.create("default", img("late"), "c-late");
+      const out = await child.output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(listed(stdout), [`default ${img("never")}`]);
+      assert.deepEqual(await refs(c, "default"), [img("late")]);
+    });
+  },
+});
+
+Deno.test({
+  name: "ctre prune with containerd stopped fails with one clear line and removes nothing",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withContainerd(async (c) => {
+      const stateDir = await tempStateDir();
+      await c.importImage("default", img("keepme"), "keepme");
+      await c.stopDaemon();
+      const r = await runCtre(["prune", "-f", "--min-age", "0", "--double-check", "0"], {
+        address: c.address,
+        stateDir,
+      });
+      assert.equal(r.code, 1);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(
+        lines[0]!,
+        /^ctre: ctr namespace ls -q exited with code 1: .*containerd running/,
+      );
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+      await c.startDaemon();
+      assert.deepEqual(await refs(c, "default"), [img("keepme")]);
+    });
+  },
+});
