@@ -42,6 +42,9 @@ Options:
       --keep-file FILE       Keep patterns, one per line (<state-dir>/keep is always read)
       --no-container-cleanup Do not remove stopped containers afterwards
       --no-content-prune     Do not run "ctr content prune references" afterwards
+      --json                 Print one JSON document with every image, its decision and reason
+                             (with --dry-run or --force; other output goes to stderr)
+  -v, --verbose              Also print every image with its decision and reason as a table
   -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
       --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
   -h, --help                 Show this help
@@ -130,9 +133,14 @@ export function parseCommand(argv: string[]): Command {
       "keep-file": { type: "string" },
       "no-container-cleanup": { type: "boolean" },
       "no-content-prune": { type: "boolean" },
+      json: { type: "boolean" },
+      verbose: { type: "boolean", short: "v" },
     });
     if (v.help) return { kind: "help", text: PRUNE_USAGE };
     if (v.force && v["dry-run"]) throw new UsageError("Use either --force or --dry-run, not both");
+    if (v.json && !v.force && !v["dry-run"]) {
+      throw new UsageError("--json needs --dry-run or --force (it cannot ask)");
+    }
     const prune: PruneOptions = {
       mode: v["dry-run"] ? "dry-run" : v.force ? "force" : "ask",
       minAge: parseDuration(v["min-age"] ?? "14d", "min-age"),
@@ -143,6 +151,8 @@ export function parseCommand(argv: string[]): Command {
       keep: v.keep ?? [],
       containerCleanup: !v["no-container-cleanup"],
       contentPrune: !v["no-content-prune"],
+      json: v.json ?? false,
+      verbose: v.verbose ?? false,
     };
     return {
       kind: "prune",

@@ -12,7 +12,6 @@ import {
   parseContainerLs,
   parseContentLs,
   parseImageLs,
-  parseNamespaces,
 } from "./listings.ts";
 
 export interface NamespaceSnapshot {
@@ -20,12 +19,6 @@ export interface NamespaceSnapshot {
   images: ImageRow[];
   content: Map<string, ContentBlob>;
   containers: ContainerRow[];
-}
-
-/** `ctr namespace ls -q`, limited to `only` when given (names not present are ignored). */
-export async function listNamespaces(ctr: Ctr, only: readonly string[] = []): Promise<string[]> {
-  const all = parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"]));
-  return only.length === 0 ? all : all.filter((ns) => only.includes(ns));
 }
 
 /** Content, images and containers of one namespace. */

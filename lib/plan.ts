@@ -15,6 +15,7 @@ export type Reason =
   | "recently-used"
   | "too-young"
   | "used-during-double-check"
+  | "namespace-excluded"
   | "prune";
 
 export interface Policy {

@@ -1,19 +1,22 @@
 /**
  * `ctre prune`: plan, double-check, show, ask, remove, then clean up containers and content.
  * Decisions come from plan.ts; every ctr call goes through the injected Ctr; all output goes
- * to the injected Io.
+ * to the injected Io. With --json, stdout carries only the JSON document and every other line
+ * goes to stderr.
  *
  * @module
  */
 import { join } from "node:path";
 import { cleanupContainers, pruneContent } from "./cleanup.ts";
-import type { Ctr } from "./ctr.ts";
+import { type Ctr, ctrOk } from "./ctr.ts";
 import { errorText } from "./errors.ts";
-import { listNamespaces, snapshotAll } from "./inventory.ts";
-import { type Io, println } from "./io.ts";
+import { type NamespaceSnapshot, snapshotAll } from "./inventory.ts";
+import { type Io, println, type Writer } from "./io.ts";
+import { parseContentLs, parseImageLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import { confirmAcrossPasses, type ImagePlan, planNamespace, prunableSet } from "./plan.ts";
 import { removeImages } from "./removal.ts";
+import { planDocument, planTable, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "./units.ts";
 import { loadUsageDb } from "./usage_db.ts";
 
@@ -31,65 +34,85 @@ export interface PruneOptions {
   keep: string[];
   containerCleanup: boolean;
   contentPrune: boolean;
+  json: boolean;
+  verbose: boolean;
 }
 
 export const DOUBLE_CHECK_INTERVAL_MS = 1500;
 
-/** Runs one planning pass over all namespaces, warning once per distinct message. */
-async function planPass(
-  ctr: Ctr,
-  opts: PruneOptions,
-  io: Io,
-  namespaces: string[],
-  warned: Set<string>,
-): Promise<ImagePlan[]> {
-  const dbPath = join(opts.stateDir, "image_starts");
-  const db = await loadUsageDb(dbPath);
-  const warn = (text: string) => {
-    if (!warned.has(text)) println(io.stderr, `Warning: ${text}`);
-    warned.add(text);
-  };
-  for (const r of db.rejected) {
-    warn(`Ignoring line ${r.lineNo} of ${dbPath}: ${r.reason}: "${r.line}"`);
-  }
-  const policy = {
-    now: io.now(),
-    minAge: opts.minAge,
-    usedWithin: opts.usedWithin,
-    keep: opts.keep,
-  };
-  const images: ImagePlan[] = [];
-  for (const snap of await snapshotAll(ctr, namespaces)) {
-    const plan = planNamespace(snap, db.entries, policy);
-    plan.warnings.forEach(warn);
-    images.push(...plan.images);
-  }
-  return images;
+/** Sum of blob sizes, each digest counted once across namespaces. */
+export function contentBytes(snaps: { content: Map<string, { size: number }> }[]): number {
+  const seen = new Map<string, number>();
+  for (const s of snaps) for (const [d, b] of s.content) seen.set(d, b.size);
+  let total = 0;
+  for (const size of seen.values()) total += size;
+  return total;
 }
 
-/** Re-plans every 1.5 s for `seconds`; an image stays prunable only if every pass agrees. */
-async function doubleCheck(
-  first: ImagePlan[],
-  seconds: number,
-  io: Io,
-  pass: () => Promise<ImagePlan[]>,
-): Promise<ImagePlan[]> {
-  let plan = first;
-  const deadline = io.now() + seconds;
-  while (io.now() < deadline && plan.some((p) => p.decision === "prune")) {
-    if (io.stderrIsTerminal) {
-      const left = Math.max(0, Math.round(deadline - io.now()));
-      io.stderr.write(`\x1b[1K\r(double check to avoid cleaning mid-restart... ${left} secs)`);
+interface Pass {
+  images: ImagePlan[];
+  snaps: NamespaceSnapshot[];
+}
+
+class PruneRun {
+  readonly warned = new Set<string>();
+  /** Where human-readable lines go: stdout, or stderr under --json. */
+  readonly human: Writer;
+
+  constructor(
+    readonly ctr: Ctr,
+    readonly opts: PruneOptions,
+    readonly io: Io,
+    readonly namespaces: string[],
+  ) {
+    this.human = opts.json ? io.stderr : io.stdout;
+  }
+
+  warn(text: string): void {
+    if (!this.warned.has(text)) println(this.io.stderr, `Warning: ${text}`);
+    this.warned.add(text);
+  }
+
+  /** One planning pass over the selected namespaces. */
+  async pass(): Promise<Pass> {
+    const dbPath = join(this.opts.stateDir, "image_starts");
+    const db = await loadUsageDb(dbPath);
+    for (const r of db.rejected) {
+      this.warn(`Ignoring line ${r.lineNo} of ${dbPath}: ${r.reason}: "${r.line}"`);
     }
-    await io.sleep(DOUBLE_CHECK_INTERVAL_MS);
-    plan = confirmAcrossPasses(await pass(), prunableSet(plan));
+    const policy = {
+      now: this.io.now(),
+      minAge: this.opts.minAge,
+      usedWithin: this.opts.usedWithin,
+      keep: this.opts.keep,
+    };
+    const snaps = await snapshotAll(this.ctr, this.namespaces);
+    const images: ImagePlan[] = [];
+    for (const snap of snaps) {
+      const plan = planNamespace(snap, db.entries, policy);
+      plan.warnings.forEach((w) => this.warn(w));
+      images.push(...plan.images);
+    }
+    return { images, snaps };
   }
-  if (io.stderrIsTerminal) io.stderr.write("\x1b[1K\r");
-  return plan;
-}
 
-function prunable(plan: ImagePlan[]): ImagePlan[] {
-  return plan.filter((p) => p.decision === "prune");
+  /** Re-plans every 1.5 s for the double-check time; prunable only if every pass agrees. */
+  async doubleCheck(first: Pass): Promise<ImagePlan[]> {
+    let plan = first.images;
+    const deadline = this.io.now() + this.opts.doubleCheck;
+    while (this.io.now() < deadline && plan.some((p) => p.decision === "prune")) {
+      if (this.io.stderrIsTerminal) {
+        const left = Math.max(0, Math.round(deadline - this.io.now()));
+        this.io.stderr.write(
+          `\x1b[1K\r(double check to avoid cleaning mid-restart... ${left} secs)`,
+        );
+      }
+      await this.io.sleep(DOUBLE_CHECK_INTERVAL_MS);
+      plan = confirmAcrossPasses((await this.pass()).images, prunableSet(plan));
+    }
+    if (this.io.stderrIsTerminal) this.io.stderr.write("\x1b[1K\r");
+    return plan;
+  }
 }
 
 /** Whether an answer to the prompt means yes. Only a clear y or yes does. */
@@ -107,22 +130,85 @@ export async function prune(ctr: Ctr, opts: PruneOptions, io: Io): Promise<numbe
   }
 }
 
+/** Images of namespaces left out by --namespace, for the report only. */
+async function excludedImages(ctr: Ctr, namespaces: string[]): Promise<ImagePlan[]> {
+  const lists = await Promise.all(
+    namespaces.map(async (ns) => ({
+      ns,
+      rows: parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"])),
+    })),
+  );
+  const out: ImagePlan[] = [];
+  for (const { ns, rows } of lists) {
+    const byDigest = new Map<string, typeof rows>();
+    for (const r of rows) byDigest.set(r.digest, [...(byDigest.get(r.digest) ?? []), r]);
+    for (const [digest, group] of byDigest) {
+      out.push({
+        ns,
+        digest,
+        refs: group.map((r) => r.ref).sort(),
+        size: group[0]?.size ?? 0,
+        ageSeconds: null,
+        ageText: null,
+        lastStart: null,
+        lastStop: null,
+        decision: "keep",
+        reason: "namespace-excluded",
+      });
+    }
+  }
+  return out;
+}
+
 async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number> {
-  const namespaces = await listNamespaces(ctr, opts.namespaces);
-  const warned = new Set<string>();
-  const pass = () => planPass(ctr, opts, io, namespaces, warned);
-  let plan = await doubleCheck(await pass(), opts.doubleCheck, io, pass);
-  const shown = prunable(plan);
+  const all = parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"]));
+  const namespaces = opts.namespaces.length
+    ? all.filter((ns) => opts.namespaces.includes(ns))
+    : all;
+  for (const ns of opts.namespaces) {
+    if (!all.includes(ns)) println(io.stderr, `Warning: namespace "${ns}" does not exist`);
+  }
+  const run = new PruneRun(ctr, opts, io, namespaces);
+  const first = await run.pass();
+  let plan = await run.doubleCheck(first);
+  const shown = plan.filter((p) => p.decision === "prune");
+  const excluded = opts.verbose || opts.json
+    ? await excludedImages(ctr, all.filter((ns) => !namespaces.includes(ns)))
+    : [];
+  if (opts.verbose) {
+    for (const line of planTable([...plan, ...excluded])) {
+      println(run.human, line);
+    }
+  }
+  const report = (outcome: PruneOutcome | null, code: number) => {
+    if (opts.json) {
+      const doc = planDocument({
+        mode: opts.mode,
+        generatedAt: io.now(),
+        policy: {
+          minAgeSeconds: opts.minAge,
+          usedWithinSeconds: opts.usedWithin,
+          doubleCheckSeconds: opts.doubleCheck,
+          keep: opts.keep,
+          namespaces: opts.namespaces,
+        },
+        images: [...plan, ...excluded],
+        outcome,
+      });
+      println(io.stdout, JSON.stringify(doc, null, 2));
+    }
+    return code;
+  };
   if (shown.length === 0) {
     println(
-      io.stdout,
+      run.human,
       `Nothing to prune (${plan.length} images in ${namespaces.length} namespaces kept)`,
     );
-    return 0;
+    return report(null, 0);
   }
-  println(io.stdout, "NS REF_TO_PRUNE");
-  for (const p of shown) for (const ref of p.refs) println(io.stdout, `${p.ns} ${ref}`);
-  if (opts.mode === "dry-run") return 0;
+  println(run.human, "NS REF_TO_PRUNE");
+  for (const p of shown) for (const ref of p.refs) println(run.human, `${p.ns} ${ref}`);
+  if (opts.mode === "dry-run") return report(null, 0);
   if (opts.mode === "ask") {
     io.stdout.write("Prune (y/n)? ");
     const answer = await io.readLine();
@@ -132,94 +218,141 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
       return 1;
     }
     // The answer may have taken a while: check once more right before removing.
-    plan = confirmAcrossPasses(await pass(), prunableSet(plan));
+    plan = confirmAcrossPasses((await run.pass()).images, prunableSet(plan));
     for (const p of shown) {
-      if (!prunable(plan).some((q) => q.ns === p.ns && q.digest === p.digest)) {
-        println(io.stdout, `(keeping) ${p.ns} ${p.refs.join(" ")}: used since the list was made`);
+      if (!plan.some((q) => q.decision === "prune" && q.ns === p.ns && q.digest === p.digest)) {
+        println(run.human, `(keeping) ${p.ns} ${p.refs.join(" ")}: used since the list was made`);
       }
     }
   }
-  return await removeAndClean(ctr, opts, io, prunable(plan), namespaces);
+  const outcome = await removeAndClean(
+    run,
+    plan.filter((p) => p.decision === "prune"),
+    contentBytes(first.snaps),
+  );
+  const failed = outcome.failed.length + (outcome.containers?.errors.length ?? 0) +
+    (outcome.content?.filter((c) => c.error !== null).length ?? 0);
+  return report(outcome, failed ? 1 : 0);
 }
 
 async function removeAndClean(
-  ctr: Ctr,
-  opts: PruneOptions,
-  io: Io,
+  run: PruneRun,
   images: ImagePlan[],
-  namespaces: string[],
-): Promise<number> {
-  let failed = 0;
-  let removedImages = 0;
-  let reclaimed = 0;
+  bytesBefore: number,
+): Promise<PruneOutcome> {
+  const { ctr, opts, human, io } = run;
+  const outcome: PruneOutcome = {
+    removed: [],
+    missing: [],
+    failed: [],
+    removedImages: 0,
+    reclaimedBytes: 0,
+    contentBytesBefore: bytesBefore,
+    contentBytesAfter: null,
+    containers: null,
+    content: null,
+  };
   for (const ns of new Set(images.map((p) => p.ns))) {
     const mine = images.filter((p) => p.ns === ns);
-    const outcome = await removeImages(ctr, ns, mine.flatMap((p) => p.refs));
-    for (const ref of outcome.removed) println(io.stdout, `(deleted) ${ns} ${ref}`);
-    for (const ref of outcome.missing) println(io.stdout, `(already gone) ${ns} ${ref}`);
-    for (const f of outcome.failed) {
-      println(io.stderr, `Cannot remove image "${f.ref}" in namespace ${ns}: ${f.reason}`);
+    const r = await removeImages(ctr, ns, mine.flatMap((p) => p.refs));
+    for (const ref of r.removed) {
+      println(human, `(deleted) ${ns} ${ref}`);
+      outcome.removed.push({ namespace: ns, ref });
     }
-    failed += outcome.failed.length;
-    const gone = new Set([...outcome.removed, ...outcome.missing]);
+    for (const ref of r.missing) {
+      println(human, `(already gone) ${ns} ${ref}`);
+      outcome.missing.push({ namespace: ns, ref });
+    }
+    for (const f of r.failed) {
+      println(io.stderr, `Cannot remove image "${f.ref}" in namespace ${ns}: ${f.reason}`);
+      outcome.failed.push({ namespace: ns, ref: f.ref, error: f.reason });
+    }
+    const gone = new Set([...r.removed, ...r.missing]);
     for (const p of mine) {
-      if (p.refs.every((r) => gone.has(r))) {
-        removedImages++;
-        reclaimed += p.size;
+      if (p.refs.every((ref) => gone.has(ref))) {
+        outcome.removedImages++;
+        outcome.reclaimedBytes += p.size;
       }
     }
   }
+  const failedText = outcome.failed.length ? `, ${outcome.failed.length} refs failed` : "";
+  println(human, `Removed ${outcome.removedImages} of ${images.length} images${failedText}`);
+  if (outcome.removedImages > 0) {
+    if (opts.containerCleanup) outcome.containers = await cleanContainers(run);
+    if (opts.contentPrune) outcome.content = await cleanContent(run);
+  }
+  try {
+    const lists = await Promise.all(
+      run.namespaces.map(async (ns) => ({
+        content: new Map(
+          parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"])).map((b) => [b.digest, b]),
+        ),
+      })),
+    );
+    outcome.contentBytesAfter = contentBytes(lists);
+  } catch (e) {
+    println(io.stderr, `Cannot measure the content store afterwards: ${errorText(e)}`);
+  }
+  const after = outcome.contentBytesAfter === null
+    ? "unknown"
+    : formatBytes(outcome.contentBytesAfter);
   println(
-    io.stdout,
-    `Removed ${removedImages} of ${images.length} images (${formatBytes(reclaimed)})` +
-      (failed ? `, ${failed} refs failed` : ""),
+    human,
+    `Total reclaimed space: ${formatBytes(outcome.reclaimedBytes)} of images ` +
+      `(content store ${formatBytes(bytesBefore)} before, ${after} after)`,
   );
-  if (removedImages === 0) return failed ? 1 : 0;
-  if (opts.containerCleanup) failed += await cleanContainers(ctr, io, namespaces);
-  if (opts.contentPrune) failed += await cleanContent(ctr, io, namespaces);
-  return failed ? 1 : 0;
+  return outcome;
 }
 
-async function cleanContainers(ctr: Ctr, io: Io, namespaces: string[]): Promise<number> {
-  let errors = 0;
-  for (const ns of namespaces) {
+async function cleanContainers(run: PruneRun): Promise<NonNullable<PruneOutcome["containers"]>> {
+  const out = { deleted: [] as string[], kept: [] as string[], errors: [] as string[] };
+  for (const ns of run.namespaces) {
     try {
-      const r = await cleanupContainers(ctr, ns, io.now());
-      for (const s of r.skipped) println(io.stdout, `(skipping container) ${s}`);
+      const r = await cleanupContainers(run.ctr, ns, run.io.now());
+      for (const s of r.skipped) println(run.human, `(skipping container) ${s}`);
       for (const c of r.deleted) {
         println(
-          io.stdout,
+          run.human,
           `(deleted container) ${ns} ${c.podNamespace} ${c.pod} ${c.container} ${c.created}`,
         );
+        out.deleted.push(`${ns} ${c.id}`);
       }
       for (const c of r.kept) {
         const who = c.pod ? `${c.podNamespace} ${c.pod} ${c.container} ${c.created}` : c.id;
-        println(io.stdout, `(keeping container) ${ns} ${who} (${c.why ?? "kept"})`);
+        println(run.human, `(keeping container) ${ns} ${who} (${c.why ?? "kept"})`);
+        out.kept.push(`${ns} ${c.id}`);
       }
-      for (const e of r.errors) println(io.stderr, e);
-      errors += r.errors.length;
+      for (const e of r.errors) println(run.io.stderr, e);
+      out.errors.push(...r.errors);
     } catch (e) {
-      println(io.stderr, `Container clean-up of namespace ${ns} failed: ${errorText(e)}`);
-      errors++;
+      const text = `Container clean-up of namespace ${ns} failed: ${errorText(e)}`;
+      println(run.io.stderr, text);
+      out.errors.push(text);
     }
   }
-  return errors;
+  return out;
 }
 
-async function cleanContent(ctr: Ctr, io: Io, namespaces: string[]): Promise<number> {
-  let errors = 0;
-  for (const ns of namespaces) {
+async function cleanContent(run: PruneRun): Promise<NonNullable<PruneOutcome["content"]>> {
+  const out: NonNullable<PruneOutcome["content"]> = [];
+  for (const ns of run.namespaces) {
     try {
-      const r = await pruneContent(ctr, ns);
+      const r = await pruneContent(run.ctr, ns);
       if (r.error !== undefined) {
-        println(io.stderr, `Content prune of namespace ${ns} failed: ${r.error}`);
-        errors++;
+        println(run.io.stderr, `Content prune of namespace ${ns} failed: ${r.error}`);
       }
-      println(io.stdout, `(pruned content) ${ns} ${r.before - r.after}`);
+      println(run.human, `(pruned content) ${ns} ${r.before - r.after}`);
+      out.push({
+        namespace: ns,
+        blobsBefore: r.before,
+        blobsAfter: r.after,
+        error: r.error ?? null,
+      });
     } catch (e) {
-      println(io.stderr, `Content prune of namespace ${ns} failed: ${errorText(e)}`);
-      errors++;
+      const text = errorText(e);
+      println(run.io.stderr, `Content prune of namespace ${ns} failed: ${text}`);
+      out.push({ namespace: ns, blobsBefore: 0, blobsAfter: 0, error: text });
     }
   }
-  return errors;
+  return out;
 }

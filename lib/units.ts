@@ -22,7 +22,8 @@ export function parseAge(text: string): number {
   if (t === "Less than a second") return 0;
   if (t === "1 second") return 1;
   if (t === "About a minute") return MINUTE;
-  if (t === "About an hour") return HOUR - HALF_HOUR;
+  // Printed for 60 minutes up to 89: below 60 minutes it prints "N minutes".
+  if (t === "About an hour") return HOUR;
   const m = /^(\d+) (seconds|minutes|hours|days|weeks|months|years)$/.exec(t);
   if (!m) throw new ParseError(`Cannot parse content age "${text}"`);
   const n = Number(m[1]);
@@ -65,7 +66,7 @@ const SIZE_UNITS: Record<string, number> = {
  * `25.6 MiB` (image ls, 1024-based, one space). Rounded to whole bytes.
  */
 export function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?(?:e[+-]?\d+)?) ?([kMGTPE]?i?B)$/.exec(text.trim());
+  const m = /^(\d+(?:\.\d+)?(?:e[+-]?\d+)?) ?([kKMGTPE]?i?B)$/.exec(text.trim());
   const unit = m?.[2] === undefined ? undefined : SIZE_UNITS[m[2]];
   if (!m || unit === undefined) throw new ParseError(`Cannot parse size "${text}"`);
   return Math.round(Number(m[1]) * unit);

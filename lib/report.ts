@@ -1,0 +1,113 @@
+/**
+ * How a prune run is shown: the aligned table of --verbose and the JSON document of --json.
+ * Field names of the JSON document are stable and documented in the README.
+ *
+ * @module
+ */
+import type { ImagePlan } from "./plan.ts";
+import { formatBytes } from "./units.ts";
+
+/** What one prune run did, beyond its plan. */
+export interface PruneOutcome {
+  removed: { namespace: string; ref: string }[];
+  missing: { namespace: string; ref: string }[];
+  failed: { namespace: string; ref: string; error: string }[];
+  removedImages: number;
+  reclaimedBytes: number;
+  contentBytesBefore: number;
+  contentBytesAfter: number | null;
+  containers: { deleted: string[]; kept: string[]; errors: string[] } | null;
+  content:
+    | { namespace: string; blobsBefore: number; blobsAfter: number; error: string | null }[]
+    | null;
+}
+
+function iso(t: number | null): string {
+  return t === null ? "-" : new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+function detail(p: ImagePlan): string {
+  if (p.reason === "in-use") return `in-use by ${p.containers?.join(",")}`;
+  if (p.reason === "kept-by-pattern") return `kept-by-pattern ${p.pattern}`;
+  if (p.reason === "recently-used") {
+    return `recently-used ${iso(Math.max(p.lastStart ?? 0, p.lastStop ?? 0))}`;
+  }
+  return p.reason;
+}
+
+/** The --verbose table: one row per image (its refs joined by ","). */
+export function planTable(images: ImagePlan[]): string[] {
+  const rows = [
+    ["NAMESPACE", "REFS", "DIGEST", "SIZE", "AGE", "LAST START", "LAST STOP", "DECISION", "REASON"],
+    ...images.map((p) => [
+      p.ns,
+      p.refs.join(","),
+      p.digest.slice(0, 19),
+      formatBytes(p.size),
+      p.ageText ?? "-",
+      iso(p.lastStart),
+      iso(p.lastStop),
+      p.decision,
+      detail(p),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i]!)).join("  "));
+}
+
+export interface PlanDocumentInput {
+  mode: string;
+  generatedAt: number;
+  policy: {
+    minAgeSeconds: number;
+    usedWithinSeconds: number;
+    doubleCheckSeconds: number;
+    keep: readonly string[];
+    namespaces: readonly string[];
+  };
+  images: ImagePlan[];
+  outcome: PruneOutcome | null;
+}
+
+/** The --json document (version 1). */
+export function planDocument(input: PlanDocumentInput): unknown {
+  const images = input.images.map((p) => ({
+    namespace: p.ns,
+    refs: p.refs,
+    digest: p.digest,
+    sizeBytes: p.size,
+    ageSeconds: p.ageSeconds,
+    ageText: p.ageText,
+    lastStart: p.lastStart,
+    lastStop: p.lastStop,
+    decision: p.decision,
+    reason: p.reason,
+    containers: p.containers ?? null,
+    pattern: p.pattern ?? null,
+  }));
+  const o = input.outcome;
+  return {
+    version: 1,
+    mode: input.mode,
+    generatedAt: new Date(input.generatedAt * 1000).toISOString(),
+    policy: input.policy,
+    images,
+    removal: o === null ? null : {
+      removed: o.removed,
+      missing: o.missing,
+      failed: o.failed,
+      containers: o.containers,
+      content: o.content,
+    },
+    totals: {
+      images: images.length,
+      prune: images.filter((i) => i.decision === "prune").length,
+      keep: images.filter((i) => i.decision === "keep").length,
+      removedImages: o?.removedImages ?? 0,
+      failedRefs: o?.failed.length ?? 0,
+      reclaimedBytes: o?.reclaimedBytes ?? 0,
+      contentBytesBefore: o?.contentBytesBefore ?? null,
+      contentBytesAfter: o?.contentBytesAfter ?? null,
+    },
+  };
+}
