@@ -10,7 +10,9 @@ import { parseCommand } from "./lib/cli.ts";
 import { systemCtr } from "./lib/ctr.ts";
 import { errorText, UsageError } from "./lib/errors.ts";
 import { println, processIo } from "./lib/io.ts";
+import { diagnose, reportChecks } from "./lib/doctor.ts";
 import { readKeepFile } from "./lib/keep.ts";
+import { status } from "./lib/status.ts";
 import { prune } from "./lib/prune.ts";
 import { record } from "./lib/recorder.ts";
 import { VERSION } from "./lib/version.ts";
@@ -35,6 +37,14 @@ async function run(argv: string[]): Promise<number> {
       ];
       return await prune(systemCtr(cmd.address), { ...opts, keep }, io);
     }
+    case "doctor":
+      return reportChecks(
+        await diagnose(systemCtr(cmd.address), cmd.stateDir, cmd.address, io.now()),
+        cmd.json,
+        io,
+      );
+    case "status":
+      return await status(cmd.stateDir, cmd.json, io);
     case "record": {
       const stop = new AbortController();
       const signals = ["SIGTERM", "SIGINT"] as const;

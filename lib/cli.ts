@@ -16,6 +16,8 @@ Keeps containerd nodes free of stale images without deleting one that is still n
 Commands:
   prune                  List unused, old, not recently started images; ask; remove them
   record-image-starts    Daemon: record when containers start and stop, for prune
+  status                 Show the usage DB and when the recorder last wrote it
+  doctor                 Check permissions, ctr, containerd, the state dir and the recorder
 
 Run "ctre <command> --help" for a command's options.
   -h, --help             Show this help
@@ -44,6 +46,7 @@ Options:
       --no-content-prune     Do not run "ctr content prune references" afterwards
       --json                 Print one JSON document with every image, its decision and reason
                              (with --dry-run or --force; other output goes to stderr)
+      --metrics              Write Prometheus metrics to <state-dir>/metrics/ctre.prom
   -v, --verbose              Also print every image with its decision and reason as a table
   -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
       --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
@@ -60,10 +63,34 @@ SIGTERM or SIGINT after writing the DB.
 
 Options:
   -q, --quiet                Print only errors
+      --metrics              Write Prometheus metrics to <state-dir>/metrics/ctre.prom
       --flush-interval DURATION
                              Write the DB at most this often (default 1s)
       --keep-window DURATION Forget uses older than this (default 14d)
   -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
+      --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
+  -h, --help                 Show this help`;
+
+export const DOCTOR_USAGE = `Usage: ctre doctor [options]
+
+Prints what an operator auditing a node needs: the permissions this ctre holds and does not
+hold, the ctr it runs and its version, whether containerd answers, whether the state dir is
+writable, when the usage DB was last written and whether the recorder is running. Exits 1 if
+anything prune needs is missing.
+
+Options:
+      --json                 Print the checks as JSON
+  -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
+      --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
+  -h, --help                 Show this help`;
+
+export const STATUS_USAGE = `Usage: ctre status [options]
+
+Shows the usage DB (namespace, ref, last start, last stop, age) and when the recorder last
+wrote it.
+
+Options:
+      --json                 Print as JSON
       --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
   -h, --help                 Show this help`;
 
@@ -74,13 +101,17 @@ export interface RecordOptions {
   flushInterval: number;
   /** Seconds. */
   keepWindow: number;
+  /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
+  metrics: boolean;
 }
 
 export type Command =
   | { kind: "help"; text: string }
   | { kind: "version" }
   | { kind: "prune"; address?: string; prune: PruneOptions; keepFile?: string }
-  | { kind: "record"; address?: string; record: RecordOptions };
+  | { kind: "record"; address?: string; record: RecordOptions }
+  | { kind: "doctor"; address?: string; stateDir: string; json: boolean }
+  | { kind: "status"; stateDir: string; json: boolean };
 
 const COMMON = {
   address: { type: "string", short: "a" },
@@ -135,6 +166,7 @@ export function parseCommand(argv: string[]): Command {
       "no-content-prune": { type: "boolean" },
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
+      metrics: { type: "boolean" },
     });
     if (v.help) return { kind: "help", text: PRUNE_USAGE };
     if (v.force && v["dry-run"]) throw new UsageError("Use either --force or --dry-run, not both");
@@ -153,6 +185,7 @@ export function parseCommand(argv: string[]): Command {
       contentPrune: !v["no-content-prune"],
       json: v.json ?? false,
       verbose: v.verbose ?? false,
+      metrics: v.metrics ?? false,
     };
     return {
       kind: "prune",
@@ -167,6 +200,7 @@ export function parseCommand(argv: string[]): Command {
       quiet: { type: "boolean", short: "q" },
       "flush-interval": { type: "string" },
       "keep-window": { type: "string" },
+      metrics: { type: "boolean" },
     });
     if (v.help) return { kind: "help", text: RECORD_USAGE };
     const flushInterval = parseDuration(v["flush-interval"] ?? "1s", "flush-interval");
@@ -179,8 +213,20 @@ export function parseCommand(argv: string[]): Command {
         quiet: v.quiet ?? false,
         flushInterval,
         keepWindow: parseDuration(v["keep-window"] ?? "14d", "keep-window"),
+        metrics: v.metrics ?? false,
       },
     };
+  }
+  if (command === "doctor" || command === "status") {
+    const v = parse(rest, { ...COMMON, json: { type: "boolean" } });
+    if (v.help) return { kind: "help", text: command === "doctor" ? DOCTOR_USAGE : STATUS_USAGE };
+    const stateDir = v["state-dir"] ?? DEFAULT_STATE_DIR;
+    const json = v.json ?? false;
+    if (command === "status") {
+      if (v.address !== undefined) throw new UsageError(`"ctre status" does not use --address`);
+      return { kind: "status", stateDir, json };
+    }
+    return { kind: "doctor", stateDir, json, ...optionalString("address", v.address) };
   }
   throw new UsageError(`Unknown command "${command}"`);
 }

@@ -16,7 +16,8 @@ import { parseContentLs, parseImageLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import { confirmAcrossPasses, type ImagePlan, planNamespace, prunableSet } from "./plan.ts";
 import { removeImages } from "./removal.ts";
-import { planDocument, planTable, type PruneOutcome } from "./report.ts";
+import { writeMetrics } from "./metrics.ts";
+import { planDocument, planTable, pruneFamilies, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "./units.ts";
 import { loadUsageDb } from "./usage_db.ts";
 
@@ -36,6 +37,8 @@ export interface PruneOptions {
   contentPrune: boolean;
   json: boolean;
   verbose: boolean;
+  /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
+  metrics: boolean;
 }
 
 export const DOUBLE_CHECK_INTERVAL_MS = 1500;
@@ -161,6 +164,7 @@ async function excludedImages(ctr: Ctr, namespaces: string[]): Promise<ImagePlan
 }
 
 async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number> {
+  const started = io.now();
   const all = parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"]));
   const namespaces = opts.namespaces.length
     ? all.filter((ns) => opts.namespaces.includes(ns))
@@ -180,7 +184,16 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
       println(run.human, line);
     }
   }
-  const report = (outcome: PruneOutcome | null, code: number) => {
+  const report = async (outcome: PruneOutcome | null, code: number) => {
+    if (opts.metrics && opts.mode !== "dry-run") {
+      const families = pruneFamilies(plan, outcome, io.now() - started, io.now(), code);
+      try {
+        await writeMetrics(opts.stateDir, "ctre_prune_", families);
+      } catch (e) {
+        println(io.stderr, `Cannot write metrics: ${errorText(e)}`);
+        code = 1;
+      }
+    }
     if (opts.json) {
       const doc = planDocument({
         mode: opts.mode,
@@ -204,11 +217,11 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
       run.human,
       `Nothing to prune (${plan.length} images in ${namespaces.length} namespaces kept)`,
     );
-    return report(null, 0);
+    return await report(null, 0);
   }
   println(run.human, "NS REF_TO_PRUNE");
   for (const p of shown) for (const ref of p.refs) println(run.human, `${p.ns} ${ref}`);
-  if (opts.mode === "dry-run") return report(null, 0);
+  if (opts.mode === "dry-run") return await report(null, 0);
   if (opts.mode === "ask") {
     io.stdout.write("Prune (y/n)? ");
     const answer = await io.readLine();
@@ -232,7 +245,7 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
   );
   const failed = outcome.failed.length + (outcome.containers?.errors.length ?? 0) +
     (outcome.content?.filter((c) => c.error !== null).length ?? 0);
-  return report(outcome, failed ? 1 : 0);
+  return await report(outcome, failed ? 1 : 0);
 }
 
 async function removeAndClean(

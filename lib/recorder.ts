@@ -15,6 +15,7 @@ import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
 import { type Io, println } from "./io.ts";
 import { parseContainerInfo, parseContainerLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
+import { type Family, writeMetrics } from "./metrics.ts";
 import {
   expire,
   formatUsageDb,
@@ -190,6 +191,30 @@ export class Recorder {
     }
   }
 
+  #metricsSignature = "";
+  #metricsAt = 0;
+
+  /** Writes the recorder's metrics when its counters moved, or once a minute. */
+  async writeMetricsIfDue(): Promise<void> {
+    if (!this.opts.metrics) return;
+    const s = this.stats;
+    const signature = `${s.events} ${s.recorded} ${s.reconnects} ${s.writes}`;
+    if (signature === this.#metricsSignature && this.io.now() - this.#metricsAt < 60) return;
+    try {
+      await writeMetrics(this.opts.stateDir, "ctre_recorder_", recorderFamilies(s, this.io.now()));
+      this.#metricsSignature = signature;
+      this.#metricsAt = this.io.now();
+    } catch (e) {
+      this.#error(`cannot write metrics: ${errorText(e)}`);
+    }
+  }
+
+  /** The periodic work: write the DB if dirty, then the metrics if due. */
+  async tick(): Promise<void> {
+    await this.flush();
+    await this.writeMetricsIfDue();
+  }
+
   /** Writes the DB if anything changed, after dropping expired entries. */
   async flush(): Promise<void> {
     if (!this.#dirty) return;
@@ -250,14 +275,14 @@ export async function record(
     if (db.rejected.length) await rec.flush();
     let flushing: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
-      flushing = flushing.then(() => rec.flush());
+      flushing = flushing.then(() => rec.tick());
     }, opts.flushInterval * 1000);
     try {
       await follow(rec, io, signal);
     } finally {
       clearInterval(timer);
       await flushing;
-      await rec.flush();
+      await rec.tick();
     }
     return 0;
   } finally {
@@ -308,4 +333,47 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
     await sleep(io, backoff * 1000, signal);
     backoff = Math.min(backoff * 2, BACKOFF_MAX_S);
   }
+}
+
+/** The `ctre_recorder_*` metric families. */
+export function recorderFamilies(s: RecorderStats, now: number): Family[] {
+  const one = (name: string, type: Family["type"], help: string, value: number): Family => ({
+    name,
+    help,
+    type,
+    samples: [{ value }],
+  });
+  return [
+    one(
+      "ctre_recorder_events_total",
+      "counter",
+      "ctr events read since the recorder started.",
+      s.events,
+    ),
+    one(
+      "ctre_recorder_events_recorded_total",
+      "counter",
+      "Container starts and stops recorded since the recorder started.",
+      s.recorded,
+    ),
+    one(
+      "ctre_recorder_reconnects_total",
+      "counter",
+      "Times ctr event ended and the recorder reconnected.",
+      s.reconnects,
+    ),
+    one("ctre_recorder_db_writes_total", "counter", "Writes of the usage DB.", s.writes),
+    one(
+      "ctre_recorder_last_event_timestamp_seconds",
+      "gauge",
+      "Time of the last event seen (unix time; 0 when none yet).",
+      s.lastEventTime ?? 0,
+    ),
+    one(
+      "ctre_recorder_last_update_timestamp_seconds",
+      "gauge",
+      "When these metrics were written.",
+      now,
+    ),
+  ];
 }

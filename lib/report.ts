@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { ImagePlan } from "./plan.ts";
+import type { Family } from "./metrics.ts";
+import type { ImagePlan, Reason } from "./plan.ts";
 import { formatBytes } from "./units.ts";
 
 /** What one prune run did, beyond its plan. */
@@ -110,4 +111,58 @@ export function planDocument(input: PlanDocumentInput): unknown {
       contentBytesAfter: o?.contentBytesAfter ?? null,
     },
   };
+}
+
+const KEEP_REASONS: Reason[] = [
+  "in-use",
+  "pinned",
+  "kept-by-pattern",
+  "recently-used",
+  "too-young",
+  "used-during-double-check",
+];
+
+/** The `ctre_prune_*` metric families of one run. */
+export function pruneFamilies(
+  images: ImagePlan[],
+  outcome: PruneOutcome | null,
+  durationSeconds: number,
+  now: number,
+  exitCode: number,
+): Family[] {
+  const gauge = (name: string, help: string, value: number): Family => ({
+    name,
+    help,
+    type: "gauge",
+    samples: [{ value }],
+  });
+  return [
+    gauge("ctre_prune_last_run_timestamp_seconds", "When the last prune ended (unix time).", now),
+    gauge("ctre_prune_duration_seconds", "Wall time of the last prune.", durationSeconds),
+    gauge("ctre_prune_success", "1 if the last prune exited 0, else 0.", exitCode === 0 ? 1 : 0),
+    gauge(
+      "ctre_prune_images_pruned",
+      "Images removed by the last prune.",
+      outcome?.removedImages ?? 0,
+    ),
+    gauge(
+      "ctre_prune_bytes_reclaimed",
+      "Bytes of the images removed by the last prune.",
+      outcome?.reclaimedBytes ?? 0,
+    ),
+    gauge(
+      "ctre_prune_removal_failures",
+      "Image refs the last prune failed to remove.",
+      outcome?.failed.length ?? 0,
+    ),
+    {
+      name: "ctre_prune_images_kept",
+      help: "Images kept by the last prune, by reason.",
+      type: "gauge",
+      samples: KEEP_REASONS.map((reason) => ({
+        labels: { reason },
+        value: images.filter((p) => p.decision === "keep" && p.reason === reason).length,
+      })),
+    },
+  ];
 }
