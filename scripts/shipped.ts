@@ -30,21 +30,30 @@ export function compileArgs(target: keyof typeof TARGETS): string[] {
 }
 
 async function deno(args: string[]): Promise<number> {
-  const child = new Deno.Command(Deno.execPath(), { args }).spawn();
+  const child = new Deno.Command("deno", { args }).spawn();
   return (await child.status).code;
 }
 
 async function compile(): Promise<number> {
   for (const target of Object.keys(TARGETS) as (keyof typeof TARGETS)[]) {
-    const code = await deno(compileArgs(target));
-    if (code !== 0) {
-      // deno compile prints its own reason; say what it means for the operator.
+    const out = await new Deno.Command("deno", {
+      args: compileArgs(target),
+      stdout: "inherit",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) {
+      // deno compile ends a failed download with a Rust backtrace: keep only its reason.
+      const text = new TextDecoder().decode(out.stderr).replace(/\x1b\[[0-9;]*m/g, "");
+      const reason = text.split("\n").filter((l) => /error|failed/i.test(l)).slice(0, 2)
+        .map((l) => l.trim()).join(" ") || `exit code ${out.code}`;
       console.error(
-        `Cannot compile ctre for ${target}: deno compile exited with code ${code} ` +
-          `(it downloads the Deno runtime for the target, so it needs network access)`,
+        `Cannot compile ctre for ${target}: ${reason}\n` +
+          `deno compile downloads the Deno runtime (denort) for each target: it needs network ` +
+          `access to Deno's release server.`,
       );
-      return code;
+      return 1;
     }
+    console.error(`Built ${TARGETS[target]} with ${permissionFlags(DEFAULT_STATE_DIR).join(" ")}`);
   }
   return 0;
 }
