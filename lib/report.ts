@@ -146,7 +146,7 @@ export function pruneFamilies(
       outcome?.removedImages ?? 0,
     ),
     gauge(
-      "ctre_prune_bytes_reclaimed",
+      "ctre_prune_reclaimed_bytes",
       "Bytes of the images removed by the last prune.",
       outcome?.reclaimedBytes ?? 0,
     ),

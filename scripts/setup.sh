@@ -21,5 +21,19 @@ if ! command -v deno >/dev/null || ! deno --version | grep -q "^deno ${DENO_VERS
   echo "setup: installing deno@${DENO_VERSION} from npm" >&2
   npm install -g "deno@${DENO_VERSION}" >/dev/null 2>&1
 fi
+# promtool, to check the metrics file with Prometheus' own parser: only the binary, taken out of
+# Debian's prometheus package without installing it (no server is set up or started).
+PROMTOOL=/opt/ctre-test-tools/promtool
+if [ ! -x "$PROMTOOL" ]; then
+  echo "setup: extracting promtool from Debian's prometheus package" >&2
+  tmp=$(mktemp -d)
+  download() { (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1); }
+  if { download || { apt-get update -qq && download; }; } && dpkg -x "$tmp"/prometheus_*.deb "$tmp/x"; then
+    install -D -m 0755 "$tmp/x/usr/bin/promtool" "$PROMTOOL"
+  else
+    echo "setup: promtool unavailable; the metrics test falls back to its own strict parser" >&2
+  fi
+  rm -rf "$tmp"
+fi
 # The system containerd must not be needed: tests run their own. Debian's package starts one;
 # it is left alone.
