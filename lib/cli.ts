@@ -6,7 +6,11 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./errors.ts";
 import { DEFAULT_STATE_DIR } from "./permissions.ts";
-import { parseDuration } from "./units.ts";
+import { parseByteSize, parseDuration } from "./units.ts";
+import type { Budget } from "./budget.ts";
+
+/** Where containerd keeps its content and snapshots by default (for --min-free). */
+export const DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd";
 import type { PruneOptions } from "./prune.ts";
 
 export const USAGE = `Usage: ctre <command> [options]
@@ -47,6 +51,11 @@ Options:
       --json                 Print one JSON document with every image, its decision and reason
                              (with --dry-run or --force; other output goes to stderr)
       --metrics              Write Prometheus metrics to <state-dir>/metrics/ctre.prom
+      --max-store-size SIZE  Disk-pressure mode: only if the content store is over SIZE (e.g.
+                             20GB), remove prunable images least recently used first until it is not
+      --min-free PERCENT     Disk-pressure mode: the same, until the filesystem of --root has
+                             PERCENT free (needs --allow-sys=statfs --allow-read=<root>)
+      --root DIR             containerd's root for --min-free (default /var/lib/containerd)
   -v, --verbose              Also print every image with its decision and reason as a table
   -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
       --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
@@ -144,6 +153,28 @@ function optionalString(key: "address", value: string | undefined): { address?: 
   return value === undefined ? {} : { [key]: value };
 }
 
+function budgetOf(
+  maxStoreSize: string | undefined,
+  minFree: string | undefined,
+  root: string | undefined,
+): Budget | null {
+  if (maxStoreSize !== undefined && minFree !== undefined) {
+    throw new UsageError("Use either --max-store-size or --min-free, not both");
+  }
+  if (root !== undefined && minFree === undefined) throw new UsageError("--root needs --min-free");
+  if (maxStoreSize !== undefined) {
+    return { kind: "max-store-size", maxBytes: parseByteSize(maxStoreSize, "max-store-size") };
+  }
+  if (minFree === undefined) return null;
+  const percent = Number(minFree.replace(/%$/, ""));
+  if (!/^\d+(\.\d+)?%?$/.test(minFree) || !(percent > 0 && percent < 100)) {
+    throw new UsageError(
+      `Invalid percentage "${minFree}" for --min-free: use a number between 0 and 100`,
+    );
+  }
+  return { kind: "min-free", percent, root: root ?? DEFAULT_CONTAINERD_ROOT };
+}
+
 /** Parses the arguments after the program name. Throws UsageError. */
 export function parseCommand(argv: string[]): Command {
   const [command, ...rest] = argv;
@@ -167,6 +198,9 @@ export function parseCommand(argv: string[]): Command {
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
       metrics: { type: "boolean" },
+      "max-store-size": { type: "string" },
+      "min-free": { type: "string" },
+      root: { type: "string" },
     });
     if (v.help) return { kind: "help", text: PRUNE_USAGE };
     if (v.force && v["dry-run"]) throw new UsageError("Use either --force or --dry-run, not both");
@@ -186,6 +220,7 @@ export function parseCommand(argv: string[]): Command {
       json: v.json ?? false,
       verbose: v.verbose ?? false,
       metrics: v.metrics ?? false,
+      budget: budgetOf(v["max-store-size"], v["min-free"], v.root),
     };
     return {
       kind: "prune",

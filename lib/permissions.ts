@@ -14,13 +14,21 @@ export const DEFAULT_STATE_DIR = "/var/spool/ctre";
  * under the state dir. No network, no environment, no other files: `ctr` itself reads
  * `CONTAINERD_ADDRESS` and `CONTAINERD_NAMESPACE`.
  */
-export function permissionFlags(stateDir: string = DEFAULT_STATE_DIR): string[] {
-  if (stateDir.includes(",")) {
-    throw new Error(`State dir "${stateDir}" cannot contain a comma (Deno permission lists)`);
+export function permissionFlags(
+  stateDir: string = DEFAULT_STATE_DIR,
+  opts: { minFreeRoot?: string } = {},
+): string[] {
+  for (const dir of [stateDir, opts.minFreeRoot ?? ""]) {
+    if (dir.includes(",")) {
+      throw new Error(`Path "${dir}" cannot contain a comma (Deno permission lists)`);
+    }
   }
+  const root = opts.minFreeRoot;
   return [
     "--allow-run=ctr",
-    `--allow-read=${stateDir}`,
+    root === undefined ? `--allow-read=${stateDir}` : `--allow-read=${stateDir},${root}`,
     `--allow-write=${stateDir}`,
+    // Disk-pressure mode by free space (prune --min-free) measures the root's filesystem.
+    ...(root === undefined ? [] : ["--allow-sys=statfs"]),
   ];
 }

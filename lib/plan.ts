@@ -16,6 +16,7 @@ export type Reason =
   | "too-young"
   | "used-during-double-check"
   | "namespace-excluded"
+  | "within-budget"
   | "prune";
 
 export interface Policy {
@@ -44,6 +45,10 @@ export interface ImagePlan {
   containers?: string[];
   /** For kept-by-pattern: the pattern that matched. */
   pattern?: string;
+  /** Disk-pressure mode: 1 = least recently used of the prunable images. */
+  lruRank?: number;
+  /** Disk-pressure mode: whether the budget needed this image to go (by estimate). */
+  budgetNeeded?: boolean;
 }
 
 export interface Plan {

@@ -16,6 +16,7 @@ import { parseContentLs, parseImageLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import { confirmAcrossPasses, type ImagePlan, planNamespace, prunableSet } from "./plan.ts";
 import { removeImages } from "./removal.ts";
+import { type Budget, type Gauge, gaugeOf, lruOrder, takeUntil } from "./budget.ts";
 import { writeMetrics } from "./metrics.ts";
 import { planDocument, planTable, pruneFamilies, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "./units.ts";
@@ -39,6 +40,25 @@ export interface PruneOptions {
   verbose: boolean;
   /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
   metrics: boolean;
+  /** Disk-pressure mode, or null to prune everything the policy allows. */
+  budget: Budget | null;
+}
+
+/**
+ * Ranks the prunable images least recently used first and keeps, as within-budget, those the
+ * estimate (image sizes) says need not go to remove `overBytes`.
+ */
+export function applyBudget(plan: ImagePlan[], overBytes: number): ImagePlan[] {
+  const ordered = lruOrder(plan.filter((p) => p.decision === "prune"));
+  const needed = new Set(overBytes > 0 ? takeUntil(ordered, overBytes) : []);
+  const rank = new Map(ordered.map((p, i) => [p, i + 1]));
+  return plan.map((p) => {
+    const r = rank.get(p);
+    if (r === undefined) return p;
+    return needed.has(p)
+      ? { ...p, lruRank: r, budgetNeeded: true }
+      : { ...p, lruRank: r, budgetNeeded: false, decision: "keep", reason: "within-budget" };
+  });
 }
 
 export const DOUBLE_CHECK_INTERVAL_MS = 1500;
@@ -50,6 +70,21 @@ export function contentBytes(snaps: { content: Map<string, { size: number }> }[]
   let total = 0;
   for (const size of seen.values()) total += size;
   return total;
+}
+
+/** The outcome of a forced run that had nothing to remove: the store is as measured. */
+function noRemoval(bytes: number): PruneOutcome {
+  return {
+    removed: [],
+    missing: [],
+    failed: [],
+    removedImages: 0,
+    reclaimedBytes: 0,
+    contentBytesBefore: bytes,
+    contentBytesAfter: bytes,
+    containers: null,
+    content: null,
+  };
 }
 
 interface Pass {
@@ -175,6 +210,17 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
   const run = new PruneRun(ctr, opts, io, namespaces);
   const first = await run.pass();
   let plan = await run.doubleCheck(first);
+  const gauge = opts.budget === null ? null : gaugeOf(opts.budget, ctr);
+  if (gauge) {
+    const over = await gauge.over();
+    plan = applyBudget(plan, over);
+    println(
+      run.human,
+      over > 0
+        ? `Over budget by ${formatBytes(over)} (${gauge.target}): least recently used go first`
+        : `Within budget (${gauge.target}): nothing needs to go`,
+    );
+  }
   const shown = plan.filter((p) => p.decision === "prune");
   const excluded = opts.verbose || opts.json
     ? await excludedImages(ctr, all.filter((ns) => !namespaces.includes(ns)))
@@ -204,6 +250,7 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
           doubleCheckSeconds: opts.doubleCheck,
           keep: opts.keep,
           namespaces: opts.namespaces,
+          budget: opts.budget,
         },
         images: [...plan, ...excluded],
         outcome,
@@ -217,7 +264,8 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
       run.human,
       `Nothing to prune (${plan.length} images in ${namespaces.length} namespaces kept)`,
     );
-    return await report(null, 0);
+    // A forced run always reports a removal (empty here), as the README documents.
+    return await report(opts.mode === "force" ? noRemoval(contentBytes(first.snaps)) : null, 0);
   }
   println(run.human, "NS REF_TO_PRUNE");
   for (const p of shown) for (const ref of p.refs) println(run.human, `${p.ns} ${ref}`);
@@ -242,32 +290,30 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
     run,
     plan.filter((p) => p.decision === "prune"),
     contentBytes(first.snaps),
+    gauge === null ? null : {
+      gauge,
+      // Forced: every image the policy allows may go, LRU first; asked: only what was shown.
+      candidates: plan.filter((p) =>
+        p.decision === "prune" || (opts.mode === "force" && p.reason === "within-budget")
+      ),
+    },
   );
   const failed = outcome.failed.length + (outcome.containers?.errors.length ?? 0) +
     (outcome.content?.filter((c) => c.error !== null).length ?? 0);
   return await report(outcome, failed ? 1 : 0);
 }
 
-async function removeAndClean(
+/** Removes `images` (one ctr process per namespace and chunk), recording each ref's outcome. */
+async function removeBatch(
   run: PruneRun,
   images: ImagePlan[],
-  bytesBefore: number,
-): Promise<PruneOutcome> {
-  const { ctr, opts, human, io } = run;
-  const outcome: PruneOutcome = {
-    removed: [],
-    missing: [],
-    failed: [],
-    removedImages: 0,
-    reclaimedBytes: 0,
-    contentBytesBefore: bytesBefore,
-    contentBytesAfter: null,
-    containers: null,
-    content: null,
-  };
+  outcome: PruneOutcome,
+  sync: boolean,
+) {
+  const { ctr, human, io } = run;
   for (const ns of new Set(images.map((p) => p.ns))) {
     const mine = images.filter((p) => p.ns === ns);
-    const r = await removeImages(ctr, ns, mine.flatMap((p) => p.refs));
+    const r = await removeImages(ctr, ns, mine.flatMap((p) => p.refs), { sync });
     for (const ref of r.removed) {
       println(human, `(deleted) ${ns} ${ref}`);
       outcome.removed.push({ namespace: ns, ref });
@@ -288,8 +334,72 @@ async function removeAndClean(
       }
     }
   }
+}
+
+/**
+ * Disk-pressure removal: batches in LRU order, re-measuring after each, until the gauge says
+ * the target is met or no candidate is left. Returns the images it tried.
+ */
+async function removeToBudget(
+  run: PruneRun,
+  gauge: Gauge,
+  candidates: ImagePlan[],
+  outcome: PruneOutcome,
+): Promise<number> {
+  let left = lruOrder(candidates);
+  let tried = 0;
+  let over = await gauge.over();
+  // Bytes freed per byte of image size; unknown until one image went, unless sizes predict.
+  let ratio: number | null = gauge.sizesPredict ? 1 : null;
+  while (over > 0 && left.length > 0) {
+    const batch = ratio === null ? left.slice(0, 1) : takeUntil(left, over / ratio);
+    left = left.slice(batch.length);
+    tried += batch.length;
+    await removeBatch(run, batch, outcome, true);
+    const before = over;
+    over = await gauge.over();
+    const estimated = batch.reduce((sum, p) => sum + p.size, 0);
+    // Never below 1: shared layers make removals free less, and then more batches follow.
+    if (estimated > 0) ratio = Math.max(1, (before - over) / estimated);
+  }
+  if (over > 0) {
+    println(
+      run.human,
+      `Target unreachable: ${formatBytes(over)} short of ${gauge.target} after removing every ` +
+        `prunable image; the rest is in use, pinned, kept, too young or recently used`,
+    );
+  } else {
+    println(run.human, `Target met: ${gauge.target}`);
+  }
+  return tried;
+}
+
+async function removeAndClean(
+  run: PruneRun,
+  images: ImagePlan[],
+  bytesBefore: number,
+  budget: { gauge: Gauge; candidates: ImagePlan[] } | null,
+): Promise<PruneOutcome> {
+  const { ctr, opts, human, io } = run;
+  const outcome: PruneOutcome = {
+    removed: [],
+    missing: [],
+    failed: [],
+    removedImages: 0,
+    reclaimedBytes: 0,
+    contentBytesBefore: bytesBefore,
+    contentBytesAfter: null,
+    containers: null,
+    content: null,
+  };
+  let tried = images.length;
+  if (budget) {
+    tried = await removeToBudget(run, budget.gauge, budget.candidates, outcome);
+  } else {
+    await removeBatch(run, images, outcome, false);
+  }
   const failedText = outcome.failed.length ? `, ${outcome.failed.length} refs failed` : "";
-  println(human, `Removed ${outcome.removedImages} of ${images.length} images${failedText}`);
+  println(human, `Removed ${outcome.removedImages} of ${tried} images${failedText}`);
   if (outcome.removedImages > 0) {
     if (opts.containerCleanup) outcome.containers = await cleanContainers(run);
     if (opts.contentPrune) outcome.content = await cleanContent(run);

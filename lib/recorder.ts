@@ -215,9 +215,9 @@ export class Recorder {
     await this.writeMetricsIfDue();
   }
 
-  /** Writes the DB if anything changed, after dropping expired entries. */
-  async flush(): Promise<void> {
-    if (!this.#dirty) return;
+  /** Writes the DB if anything changed (or `force`), after dropping expired entries. */
+  async flush(force = false): Promise<void> {
+    if (!this.#dirty && !force) return;
     this.#dirty = false;
     expire(this.entries, this.io.now() - this.opts.keepWindow);
     try {
@@ -272,7 +272,8 @@ export async function record(
     const db = await loadUsageDb(join(opts.stateDir, "image_starts"));
     await keepRejected(opts.stateDir, db.rejected, io);
     const rec = new Recorder(ctr, opts, io, db.entries);
-    if (db.rejected.length) await rec.flush();
+    // Rewrite at once so the corrupt lines leave the DB (and are not rejected again next start).
+    if (db.rejected.length) await rec.flush(true);
     let flushing: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
       flushing = flushing.then(() => rec.tick());

@@ -56,11 +56,17 @@ export function readRemoval(
 }
 
 /** Removes `refs` of namespace `ns`, REMOVE_CHUNK refs per ctr process. */
-export async function removeImages(ctr: Ctr, ns: string, refs: string[]): Promise<RemovalOutcome> {
+export async function removeImages(
+  ctr: Ctr,
+  ns: string,
+  refs: string[],
+  opts: { sync?: boolean } = {},
+): Promise<RemovalOutcome> {
   const total: RemovalOutcome = { removed: [], missing: [], failed: [] };
   for (let i = 0; i < refs.length; i += REMOVE_CHUNK) {
     const chunk = refs.slice(i, i + REMOVE_CHUNK);
-    const args = ["-n", ns, "image", "rm", ...chunk];
+    // --sync waits for garbage collection (after the last ref), so a re-measure sees the space.
+    const args = ["-n", ns, "image", "rm", ...(opts.sync ? ["--sync"] : []), ...chunk];
     let outcome: RemovalOutcome;
     try {
       outcome = readRemoval(chunk, await ctr.run(args), args);

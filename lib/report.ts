@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Budget } from "./budget.ts";
 import type { Family } from "./metrics.ts";
 import type { ImagePlan, Reason } from "./plan.ts";
 import { formatBytes } from "./units.ts";
@@ -65,6 +66,7 @@ export interface PlanDocumentInput {
     doubleCheckSeconds: number;
     keep: readonly string[];
     namespaces: readonly string[];
+    budget: Budget | null;
   };
   images: ImagePlan[];
   outcome: PruneOutcome | null;
@@ -85,6 +87,8 @@ export function planDocument(input: PlanDocumentInput): unknown {
     reason: p.reason,
     containers: p.containers ?? null,
     pattern: p.pattern ?? null,
+    lruRank: p.lruRank ?? null,
+    budgetNeeded: p.budgetNeeded ?? null,
   }));
   const o = input.outcome;
   return {

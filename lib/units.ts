@@ -105,3 +105,29 @@ export function parseDuration(text: string, flag: string): number {
   }
   return Number(m[1]) * unit;
 }
+
+const BYTE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** Bytes from a command-line size: `20GB` (1000-based), `1.5GiB` (1024-based), `512MB`, `0`. */
+export function parseByteSize(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?) ?([a-zA-Z]*)$/.exec(text.trim());
+  const unit = m ? BYTE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
+  if (!m || unit === undefined) {
+    throw new UsageError(
+      `Invalid size "${text}" for --${flag}: use a number with B, kB, MB, GB, TB (1000-based) ` +
+        `or KiB, MiB, GiB, TiB (1024-based), e.g. 20GB`,
+    );
+  }
+  return Math.round(Number(m[1]) * unit);
+}

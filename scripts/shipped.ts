@@ -16,11 +16,11 @@ export const TARGETS = {
 } as const;
 
 /** The argument vector of `deno compile` for one target. */
-export function compileArgs(target: keyof typeof TARGETS): string[] {
+export function compileArgs(target: keyof typeof TARGETS, minFreeRoot?: string): string[] {
   return [
     "compile",
     "--no-check",
-    ...permissionFlags(DEFAULT_STATE_DIR),
+    ...flags(minFreeRoot),
     "--target",
     target,
     "--output",
@@ -34,10 +34,15 @@ async function deno(args: string[]): Promise<number> {
   return (await child.status).code;
 }
 
-async function compile(): Promise<number> {
+/** The shipped flags, plus those of disk-pressure mode by free space when asked for. */
+export function flags(minFreeRoot?: string): string[] {
+  return permissionFlags(DEFAULT_STATE_DIR, minFreeRoot === undefined ? {} : { minFreeRoot });
+}
+
+async function compile(minFreeRoot?: string): Promise<number> {
   for (const target of Object.keys(TARGETS) as (keyof typeof TARGETS)[]) {
     const out = await new Deno.Command("deno", {
-      args: compileArgs(target),
+      args: compileArgs(target, minFreeRoot),
       stdout: "inherit",
       stderr: "piped",
     }).output();
@@ -53,7 +58,7 @@ async function compile(): Promise<number> {
       );
       return 1;
     }
-    console.error(`Built ${TARGETS[target]} with ${permissionFlags(DEFAULT_STATE_DIR).join(" ")}`);
+    console.error(`Built ${TARGETS[target]} with ${flags(minFreeRoot).join(" ")}`);
   }
   return 0;
 }
@@ -62,8 +67,13 @@ if (import.meta.main) {
   const [mode, ...rest] = Deno.args;
   if (mode === "run") {
     Deno.exit(await deno(["run", ...permissionFlags(DEFAULT_STATE_DIR), "main.ts", ...rest]));
-  } else if (mode === "compile") {
-    Deno.exit(await compile());
+  } else if (mode === "compile" && (rest.length === 0 || rest[0] === "--min-free-root")) {
+    // deno task compile --min-free-root /var/lib/containerd: a build that can use prune --min-free.
+    if (rest.length === 1 || rest.length > 2) {
+      console.error("Usage: deno task compile [--min-free-root DIR]");
+      Deno.exit(2);
+    }
+    Deno.exit(await compile(rest[1]));
   } else {
     console.error("Usage: deno run scripts/shipped.ts run|compile [ARGS...]");
     Deno.exit(2);

@@ -22,6 +22,8 @@ export interface CliOptions {
   stateDir: string;
   /** Text for stdin; stdin is /dev/null when absent. */
   stdin?: string;
+  /** Run with the extra flags of a --min-free build for this containerd root. */
+  minFreeRoot?: string;
 }
 
 /** The argument vector of `deno` that runs ctre under the shipped permissions. */
@@ -35,7 +37,10 @@ export function ctreArgs(args: string[], opts: CliOptions): string[] {
   return [
     "run",
     "--quiet",
-    ...permissionFlags(opts.stateDir),
+    ...permissionFlags(
+      opts.stateDir,
+      opts.minFreeRoot === undefined ? {} : { minFreeRoot: opts.minFreeRoot },
+    ),
     MAIN,
     ...(command === undefined ? [] : [command]),
     ...scoped,

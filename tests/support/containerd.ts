@@ -319,9 +319,10 @@ export class TestContainerd {
 
   /**
    * Makes a temp dir, writes config.toml, starts containerd and waits until it answers.
-   * Set `CTRE_E2E_SNAPSHOTTER=native` to force the native snapshotter.
+   * Set `CTRE_E2E_SNAPSHOTTER=native` to force the native snapshotter. With `rootSize` (e.g.
+   * "64m"), containerd's root is a tmpfs of that size, so disk pressure is real and measurable.
    */
-  static async start(): Promise<TestContainerd> {
+  static async start(opts: { rootSize?: string } = {}): Promise<TestContainerd> {
     let dir = await Deno.makeTempDir({ prefix: TEMP_PREFIX });
     if (`${dir}/containerd.sock.ttrpc`.length > MAX_SOCKET_PATH) {
       await Deno.remove(dir);
@@ -331,6 +332,17 @@ export class TestContainerd {
     try {
       for (const sub of ["root", "state", "runc-root", "fifo", "opt"]) {
         await Deno.mkdir(`${dir}/${sub}`, { mode: 0o711 });
+      }
+      if (opts.rootSize !== undefined) {
+        const r = await runQuiet("mount", [
+          "-t",
+          "tmpfs",
+          "-o",
+          `size=${opts.rootSize},mode=0711`,
+          "ctre-e2e-root",
+          `${dir}/root`,
+        ]);
+        if (r.code !== 0) throw new Error(`cannot mount a tmpfs root: ${r.stderr.trim()}`);
       }
       await Deno.writeTextFile(c.configPath, c.config());
       await c.startDaemon();
@@ -728,8 +740,11 @@ export class TestContainerd {
 }
 
 /** Starts a TestContainerd, runs `fn` with it, and always cleans up. */
-export async function withContainerd(fn: (c: TestContainerd) => Promise<void>): Promise<void> {
-  const c = await TestContainerd.start();
+export async function withContainerd(
+  fn: (c: TestContainerd) => Promise<void>,
+  opts: { rootSize?: string } = {},
+): Promise<void> {
+  const c = await TestContainerd.start(opts);
   try {
     await fn(c);
   } finally {

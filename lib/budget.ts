@@ -1,0 +1,112 @@
+/**
+ * Disk-pressure mode: when the content store is over a size budget (--max-store-size) or the
+ * filesystem holding containerd's root has too little free space (--min-free), remove prunable
+ * images least recently used first until the target is met. Only images the plan already
+ * allows to go are candidates: no safety rule is given up.
+ *
+ * @module
+ */
+import { statfs } from "node:fs/promises";
+import { type Ctr, ctrOk } from "./ctr.ts";
+import { parseContentLs, parseNamespaces } from "./listings.ts";
+import type { ImagePlan } from "./plan.ts";
+import { formatBytes } from "./units.ts";
+
+export type Budget =
+  | { kind: "max-store-size"; maxBytes: number }
+  | { kind: "min-free"; percent: number; root: string };
+
+/** What a budget measures: how many bytes must still go (≤ 0: the target is met). */
+export interface Gauge {
+  /** Bytes over the target now. */
+  over(): Promise<number>;
+  /** The target, for messages: `content store ≤ 20.0 GiB`. */
+  readonly target: string;
+  /**
+   * Whether image sizes predict what a removal frees. True for the content store; false for free
+   * space, where unpacked snapshots count too: there the first batch is one image, to learn the
+   * ratio.
+   */
+  readonly sizesPredict: boolean;
+}
+
+/**
+ * Least recently used first: never-used images before used ones, older use before newer;
+ * among equals, older content first, then by namespace and ref for a stable order.
+ */
+export function lruOrder(images: ImagePlan[]): ImagePlan[] {
+  const lastUse = (p: ImagePlan) =>
+    p.lastStart === null && p.lastStop === null
+      ? -Infinity
+      : Math.max(p.lastStart ?? 0, p.lastStop ?? 0);
+  return [...images].sort((a, b) =>
+    lastUse(a) - lastUse(b) ||
+    (b.ageSeconds ?? 0) - (a.ageSeconds ?? 0) ||
+    (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0) ||
+    (a.refs[0]! < b.refs[0]! ? -1 : a.refs[0]! > b.refs[0]! ? 1 : 0)
+  );
+}
+
+/** The shortest LRU prefix of `ordered` whose sizes add up to at least `overBytes`. */
+export function takeUntil(ordered: ImagePlan[], overBytes: number): ImagePlan[] {
+  const out: ImagePlan[] = [];
+  let sum = 0;
+  for (const p of ordered) {
+    if (sum >= overBytes) break;
+    out.push(p);
+    sum += p.size;
+  }
+  return out;
+}
+
+/** Size of the content store: `ctr content ls` of every namespace, each digest once. */
+export async function storeBytes(ctr: Ctr): Promise<number> {
+  const namespaces = parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"]));
+  const sizes = new Map<string, number>();
+  const lists = await Promise.all(
+    namespaces.map(async (ns) => parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]))),
+  );
+  for (const list of lists) for (const b of list) sizes.set(b.digest, b.size);
+  let total = 0;
+  for (const s of sizes.values()) total += s;
+  return total;
+}
+
+/** Free space of the filesystem holding `root`. Needs --allow-sys=statfs and --allow-read=root. */
+export async function freeSpace(root: string): Promise<{ free: number; total: number }> {
+  let s;
+  try {
+    s = await statfs(root);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new Error(
+        `--min-free needs to measure the filesystem of "${root}": run ctre with ` +
+          `--allow-sys=statfs --allow-read=${root} (a build with them: ` +
+          `deno task compile --min-free-root ${root})`,
+      );
+    }
+    throw new Error(
+      `Cannot measure free space of "${root}": ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+}
+
+/** The gauge of a budget. */
+export function gaugeOf(budget: Budget, ctr: Ctr): Gauge {
+  if (budget.kind === "max-store-size") {
+    return {
+      target: `content store at most ${formatBytes(budget.maxBytes)}`,
+      sizesPredict: true,
+      over: async () => (await storeBytes(ctr)) - budget.maxBytes,
+    };
+  }
+  return {
+    target: `at least ${budget.percent}% free on the filesystem of ${budget.root}`,
+    sizesPredict: false,
+    over: async () => {
+      const { free, total } = await freeSpace(budget.root);
+      return Math.ceil(total * budget.percent / 100 - free);
+    },
+  };
+}
