@@ -24,6 +24,8 @@ Commands:
   doctor                 Check permissions, ctr, containerd, the state dir and the recorder
 
 Run "ctre <command> --help" for a command's options.
+
+Options:
   -h, --help             Show this help
   -V, --version          Show the version
 
@@ -42,7 +44,8 @@ Options:
       --min-age DURATION     Content age an image must reach (default 14d)
       --used-within DURATION A start or stop recorded this recently keeps an image (default 14d)
       --double-check DURATION
-                             Re-list every 1.5 s for this long, keep what was used (default 15s; 0 off)
+                             Re-list every 1.5 s for this long and keep what became used
+                             (default 15s; 0 turns it off)
   -n, --namespace NS         Only this namespace (repeatable; default all)
       --keep PATTERN         Never remove images with a ref matching this glob (repeatable)
       --keep-file FILE       Keep patterns, one per line (<state-dir>/keep is always read)

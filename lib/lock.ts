@@ -33,10 +33,11 @@ export async function acquireLock(stateDir: string, name: string): Promise<Lock>
       `Another ctre ${name} is running on ${stateDir} (${holder}, lock ${path})`,
     );
   }
-  await file.truncate(0);
-  await file.write(
-    new TextEncoder().encode(`pid ${Deno.pid} since ${new Date().toISOString()}\n`),
-  );
+  // Overwrite, then cut: a reader never sees the file empty.
+  const holder = new TextEncoder().encode(`pid ${Deno.pid} since ${new Date().toISOString()}\n`);
+  await file.seek(0, Deno.SeekMode.Start);
+  await file.write(holder);
+  await file.truncate(holder.length);
   return {
     release() {
       try {

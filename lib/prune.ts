@@ -327,8 +327,10 @@ async function removeBatch(
       outcome.failed.push({ namespace: ns, ref: f.ref, error: f.reason });
     }
     const gone = new Set([...r.removed, ...r.missing]);
+    const ours = new Set(r.removed);
     for (const p of mine) {
-      if (p.refs.every((ref) => gone.has(ref))) {
+      // Counted (and its space claimed) only if it is gone and this run removed a ref of it.
+      if (p.refs.every((ref) => gone.has(ref)) && p.refs.some((ref) => ours.has(ref))) {
         outcome.removedImages++;
         outcome.reclaimedBytes += p.size;
       }

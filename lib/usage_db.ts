@@ -43,6 +43,8 @@ export function safeToken(s: string): boolean {
 }
 
 const TIME = /^\d{1,12}$/;
+/** containerd's namespace names, plus ANY_NAMESPACE which the recorder may write back. */
+const NAMESPACE = /^(?:[A-Za-z0-9][A-Za-z0-9._-]*|\*)$/;
 
 function parseLine(line: string): [string, Usage] | string {
   const f = line.split(" ");
@@ -52,9 +54,14 @@ function parseLine(line: string): [string, Usage] | string {
   if (f.length === 4) {
     const [, stop, ns, ref] = f as [string, string, string, string];
     if (stop !== NULL_TIME && !TIME.test(stop)) return `stop "${stop}" is not a unix time`;
+    if (!NAMESPACE.test(ns)) return `namespace "${ns}" is not a containerd namespace`;
     return [usageKey(ns, ref), { start, stop: stop === NULL_TIME ? null : Number(stop) }];
   }
-  if (f.length === 3) return [usageKey(f[1] ?? "", f[2] ?? ""), { start, stop: null }];
+  if (f.length === 3) {
+    const [, ns, ref] = f as [string, string, string];
+    if (!NAMESPACE.test(ns)) return `namespace "${ns}" is not a containerd namespace`;
+    return [usageKey(ns, ref), { start, stop: null }];
+  }
   if (f.length === 2) return [usageKey(ANY_NAMESPACE, f[1] ?? ""), { start, stop: null }];
   return `expected 2 to 4 fields, got ${f.length}`;
 }

@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
-import { runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
+import { runCtre, spawnCtre, tempStateDir as makeStateDir } from "./support/cli.ts";
+
+const stateDirs: string[] = [];
+/** A temp state dir, removed when the test process ends. */
+async function tempStateDir(): Promise<string> {
+  const dir = await makeStateDir();
+  stateDirs.push(dir);
+  return dir;
+}
 
 const DAY = 86400;
 const now = () => Math.floor(Date.now() / 1000);
@@ -218,4 +226,8 @@ Deno.test({
       assert.deepEqual(await refs(c, "default"), [img("keepme")]);
     });
   },
+});
+
+globalThis.addEventListener("unload", () => {
+  for (const dir of stateDirs) Deno.removeSync(dir, { recursive: true });
 });
