@@ -552,10 +552,14 @@ async function replay(work: string): Promise<number> {
   const rssBefore = Deno.memoryUsage().rss;
   let rssPeak = rssBefore;
   let heapPeak = 0;
+  let heapTotalPeak = 0;
+  let externalPeak = 0;
   const sampler = setInterval(() => {
     const m = Deno.memoryUsage();
     rssPeak = Math.max(rssPeak, m.rss);
     heapPeak = Math.max(heapPeak, m.heapUsed);
+    heapTotalPeak = Math.max(heapTotalPeak, m.heapTotal);
+    externalPeak = Math.max(externalPeak, m.external);
   }, 20);
   const t0 = performance.now();
   const code = await record(ctr, opts, io, stop.signal);
@@ -587,8 +591,10 @@ async function replay(work: string): Promise<number> {
     `  RSS              ${(rssBefore / MB).toFixed(1)} MB at start, peak ${
       (rssPeak / MB).toFixed(1)
     } MB` + (hwm === undefined ? "" : ` (VmHWM ${(hwm / MB).toFixed(1)} MB)`) +
-      `; JS heap used peak ${(heapPeak / MB).toFixed(1)} MB, at end ${
+      `; JS heap used peak ${(heapPeak / MB).toFixed(1)} MB (${
         (Deno.memoryUsage().heapUsed / MB).toFixed(1)
+      } MB at end), heap total peak ${(heapTotalPeak / MB).toFixed(1)} MB, external peak ${
+        (externalPeak / MB).toFixed(1)
       } MB`,
   );
 

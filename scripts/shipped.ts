@@ -48,6 +48,7 @@ async function compile(minFreeRoot?: string): Promise<number> {
     }).output();
     if (out.code !== 0) {
       // deno compile ends a failed download with a Rust backtrace: keep only its reason.
+      // deno-lint-ignore no-control-regex
       const text = new TextDecoder().decode(out.stderr).replace(/\x1b\[[0-9;]*m/g, "");
       const reason = text.split("\n").filter((l) => /error|failed/i.test(l)).slice(0, 2)
         .map((l) => l.trim()).join(" ") || `exit code ${out.code}`;

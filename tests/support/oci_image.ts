@@ -221,3 +221,85 @@ export async function buildOciTar(path: string, ref: string, variant: string): P
   const image = await buildOciImage(ref, variant);
   await Deno.writeFile(path, image.tar);
 }
+
+/** One image of an {@linkcode OciImageSet}: its ref and the digests that identify it. */
+export interface OciSetImage {
+  ref: string;
+  /** The image target (manifest) digest, as `ctr image ls` shows it. */
+  digest: string;
+  config: string;
+}
+
+/** Many images in one OCI image-layout tarball, sharing one layer. */
+export interface OciImageSet {
+  images: OciSetImage[];
+  /** The shared layer's digest. */
+  layer: string;
+  /** The whole tarball: one `ctr image import` creates every image of the set. */
+  tar: Uint8Array;
+}
+
+/**
+ * Builds many images cheaply, for benchmarks: every image has the SAME layer (the one
+ * {@linkcode buildOciImage} builds for `layerVariant`, so `sh`, `sleep` and `true` work) and
+ * differs only by its config (a label and a history line carrying its variant), so each has its
+ * own manifest digest while the set adds only two tiny blobs per image. The index names every
+ * image (`io.containerd.image.name`), so one import creates them all; unpacking one unpacks all
+ * (they share one snapshot).
+ */
+export async function buildOciImageSet(
+  entries: { ref: string; variant: string }[],
+  layerVariant = "shared",
+): Promise<OciImageSet> {
+  const layer = await blob(writeTar([
+    { type: "dir", name: "bin/" },
+    { type: "file", name: "bin/busybox", data: await busybox(), mode: 0o755 },
+    { type: "symlink", name: "bin/sh", target: "busybox" },
+    { type: "symlink", name: "bin/sleep", target: "busybox" },
+    { type: "symlink", name: "bin/true", target: "busybox" },
+    { type: "file", name: "variant", data: encoder.encode(layerVariant) },
+  ]));
+  const blobs = new Map<string, Blob>([[layer.digest, layer]]);
+  const images: OciSetImage[] = [];
+  const manifests: unknown[] = [];
+  for (const { ref, variant } of entries) {
+    const config = await blob(json({
+      created: CREATED,
+      architecture: hostArch(),
+      os: "linux",
+      config: { Env: ["PATH=/bin"], Cmd: ["sh"], Labels: { "ctre.test/variant": variant } },
+      rootfs: { type: "layers", diff_ids: [layer.digest] },
+      history: [{ created: CREATED, created_by: `ctre test image, variant ${variant}` }],
+    }));
+    const manifest = await blob(json({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_MANIFEST,
+      config: { mediaType: MEDIA_TYPE_CONFIG, digest: config.digest, size: config.size },
+      layers: [{ mediaType: MEDIA_TYPE_LAYER, digest: layer.digest, size: layer.size }],
+    }));
+    blobs.set(config.digest, config);
+    blobs.set(manifest.digest, manifest);
+    images.push({ ref, digest: manifest.digest, config: config.digest });
+    manifests.push({
+      mediaType: MEDIA_TYPE_MANIFEST,
+      digest: manifest.digest,
+      size: manifest.size,
+      annotations: {
+        "io.containerd.image.name": ref,
+        "org.opencontainers.image.ref.name": tagOf(ref),
+      },
+    });
+  }
+  const tar = writeTar([
+    { type: "file", name: "oci-layout", data: json({ imageLayoutVersion: "1.0.0" }) },
+    { type: "file", name: "index.json", data: json({ schemaVersion: 2, manifests }) },
+    { type: "dir", name: "blobs/" },
+    { type: "dir", name: "blobs/sha256/" },
+    ...[...blobs.values()].map((b): TarEntry => ({
+      type: "file",
+      name: `blobs/sha256/${b.digest.slice("sha256:".length)}`,
+      data: b.bytes,
+    })),
+  ]);
+  return { images, layer: layer.digest, tar };
+}
