@@ -306,7 +306,15 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
       const onAbort = () => s.stop();
       signal.addEventListener("abort", onAbort, { once: true });
       try {
-        await rec.resync();
+        // While containerd is down ctr waits its whole dial timeout (10 s) before failing:
+        // a signal must not wait for that.
+        await new Promise<void>((resolve, reject) => {
+          const onAbortResync = () => resolve();
+          signal.addEventListener("abort", onAbortResync, { once: true });
+          rec.resync().then(resolve, reject).finally(() =>
+            signal.removeEventListener("abort", onAbortResync)
+          );
+        });
         for await (const line of s.lines) {
           if (signal.aborted) break;
           await rec.handleLine(line);
