@@ -10,13 +10,10 @@ import { parseCommand } from "./lib/cli.ts";
 import { systemCtr } from "./lib/ctr.ts";
 import { errorText, UsageError } from "./lib/errors.ts";
 import { println, processIo } from "./lib/io.ts";
-import { diagnose, reportChecks } from "./lib/doctor.ts";
-import { readKeepFile } from "./lib/keep.ts";
-import { status } from "./lib/status.ts";
-import { prune } from "./lib/prune.ts";
-import { record } from "./lib/recorder.ts";
 import { VERSION } from "./lib/version.ts";
-import { join } from "node:path";
+
+// Each command's modules are loaded when it runs (literal specifiers, so `deno compile` still
+// embeds them): a start loads only what that command needs.
 
 async function run(argv: string[]): Promise<number> {
   const io = processIo();
@@ -29,6 +26,11 @@ async function run(argv: string[]): Promise<number> {
       println(io.stdout, `ctre ${VERSION}`);
       return 0;
     case "prune": {
+      const [{ join }, { readKeepFile }, { prune }] = await Promise.all([
+        import("node:path"),
+        import("./lib/keep.ts"),
+        import("./lib/prune.ts"),
+      ]);
       const opts = cmd.prune;
       const keep = [
         ...opts.keep,
@@ -37,15 +39,20 @@ async function run(argv: string[]): Promise<number> {
       ];
       return await prune(systemCtr(cmd.address), { ...opts, keep }, io);
     }
-    case "doctor":
+    case "doctor": {
+      const { diagnose, reportChecks } = await import("./lib/doctor.ts");
       return reportChecks(
         await diagnose(systemCtr(cmd.address), cmd.stateDir, cmd.address, io.now()),
         cmd.json,
         io,
       );
-    case "status":
+    }
+    case "status": {
+      const { status } = await import("./lib/status.ts");
       return await status(cmd.stateDir, cmd.json, io);
+    }
     case "record": {
+      const { record } = await import("./lib/recorder.ts");
       const stop = new AbortController();
       const signals = ["SIGTERM", "SIGINT"] as const;
       const onSignal = () => stop.abort();

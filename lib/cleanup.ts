@@ -20,6 +20,11 @@ const LIVE_STATES = new Set(["RUNNING", "PAUSED", "PAUSING", "CREATED", "UNKNOWN
 /** A container without a task this new may be about to start (kubelet creates, then starts). */
 export const FRESH_CONTAINER_SECONDS = 300;
 const INFO_CONCURRENCY = 4;
+/** The label that marks a Kubernetes container (its pod name). */
+const POD_LABEL = "io.kubernetes.pod.name";
+/** At most this many `ctr containers rm` at once, each given at least RM_MIN_PER_PROCESS. */
+const RM_CONCURRENCY = 4;
+const RM_MIN_PER_PROCESS = 10;
 
 export interface ContainerLine {
   ns: string;
@@ -69,7 +74,14 @@ function describe(ns: string, info: ContainerInfo): ContainerLine {
   };
 }
 
-function byPod(a: ContainerLine & { updated: string }, b: ContainerLine & { updated: string }) {
+/** A container known only from `ctr container ls`: printed by its id. */
+function bare(ns: string, id: string): ContainerLine {
+  return { ns, id, podNamespace: id, pod: id, container: "", created: "" };
+}
+
+type Removable = ContainerLine & { updated: string };
+
+function byPod(a: Removable, b: Removable): number {
   const ka = [a.podNamespace, a.pod, a.updated];
   const kb = [b.podNamespace, b.pod, b.updated];
   for (let i = 0; i < ka.length; i++) {
@@ -80,9 +92,15 @@ function byPod(a: ContainerLine & { updated: string }, b: ContainerLine & { upda
 }
 
 /**
- * Removes the containers of `ns` whose task is stopped (or that have no task and are older
- * than FRESH_CONTAINER_SECONDS). Running, paused and created tasks are kept. Containers
- * without labels are skipped, as the original does.
+ * Removes the containers of `ns` whose task is stopped, or that have no task and were last
+ * updated more than FRESH_CONTAINER_SECONDS ago. Running, paused and created tasks are kept,
+ * and so are containers without an image (dockerd's, which dockerd manages).
+ *
+ * `ctr containers info` runs only where its answer is needed: for Kubernetes containers (found
+ * with one filtered `ctr container ls`), whose pod labels the output shows and whose order
+ * follows pod namespace, pod and update time, and for containers without a task, whose update
+ * time decides whether they may be about to start. Inspected containers without any label are
+ * skipped, as the original does.
  */
 export async function cleanupContainers(
   ctr: Ctr,
@@ -92,27 +110,27 @@ export async function cleanupContainers(
   const result: ContainerCleanup = { deleted: [], kept: [], skipped: [], errors: [] };
   const containers = parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"]));
   if (containers.length === 0) return result;
-  const tasks = new Map(
-    parseTaskLs(await ctrOk(ctr, ["-n", ns, "task", "ls"])).map((t) => [t.id, t]),
-  );
-  const candidates: string[] = [];
+  const [taskList, k8sList] = await Promise.all([
+    ctrOk(ctr, ["-n", ns, "task", "ls"]),
+    ctrOk(ctr, ["-n", ns, "container", "ls", `labels."${POD_LABEL}"`]),
+  ]);
+  const tasks = new Map(parseTaskLs(taskList).map((t) => [t.id, t]));
+  const k8s = new Set(parseContainerLs(k8sList).map((c) => c.id));
+  const removable: Removable[] = [];
+  const inspect: string[] = [];
   for (const c of containers) {
     const status = tasks.get(c.id)?.status;
     if (status !== undefined && LIVE_STATES.has(status)) {
-      result.kept.push({
-        ns,
-        id: c.id,
-        podNamespace: "",
-        pod: "",
-        container: "",
-        created: "",
-        why: status.toLowerCase(),
-      });
+      result.kept.push({ ...bare(ns, c.id), why: status.toLowerCase() });
+    } else if (c.image === null) {
+      result.skipped.push(`${ns} ${c.id}: no image (managed by dockerd)`);
+    } else if (k8s.has(c.id) || status === undefined) {
+      inspect.push(c.id);
     } else {
-      candidates.push(c.id);
+      removable.push({ ...bare(ns, c.id), updated: "" });
     }
   }
-  const infos = await mapLimit(candidates, INFO_CONCURRENCY, async (id) => {
+  const infos = await mapLimit(inspect, INFO_CONCURRENCY, async (id) => {
     const r = await ctr.run(["-n", ns, "containers", "info", id]);
     if (r.code !== 0) {
       result.skipped.push(`${ns} ${id}: gone (${r.stderr.trim().split("\n").at(-1) ?? ""})`);
@@ -125,30 +143,39 @@ export async function cleanupContainers(
       return null;
     }
   });
-  const removable: (ContainerLine & { updated: string })[] = [];
   for (const info of infos) {
     if (info === null) continue;
     if (Object.keys(info.labels).length === 0) {
       result.skipped.push(`${ns} ${info.id}: no labels`);
       continue;
     }
-    const line = { ...describe(ns, info), updated: info.updatedAt };
     const updated = Date.parse(info.updatedAt) / 1000;
     if (!tasks.has(info.id) && !(now - updated >= FRESH_CONTAINER_SECONDS)) {
       result.kept.push({ ...describe(ns, info), why: "created recently, may be about to start" });
       continue;
     }
-    removable.push(line);
+    removable.push({ ...describe(ns, info), updated: info.updatedAt });
   }
   if (removable.length === 0) return result;
   removable.sort(byPod);
-  const rm = await ctr.run(["-n", ns, "containers", "rm", ...removable.map((c) => c.id)]);
+  // `ctr containers rm` deletes one container after the other, each with its task and its
+  // snapshot (~65 ms apiece, mostly waiting on the shim and runc): a few processes, each with a
+  // contiguous slice of the sorted list, take about half the time of one.
+  const ids = removable.map((c) => c.id);
+  const parts = Math.min(RM_CONCURRENCY, Math.ceil(ids.length / RM_MIN_PER_PROCESS));
+  const size = Math.ceil(ids.length / parts);
+  const rms = await Promise.all(
+    Array.from({ length: parts }, (_, k) => ids.slice(k * size, (k + 1) * size))
+      .filter((slice) => slice.length > 0)
+      .map((slice) => ctr.run(["-n", ns, "containers", "rm", ...slice])),
+  );
+  const stderr = rms.map((r) => r.stderr).join("\n");
   const left = new Set(
     parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"])).map((c) => c.id),
   );
   for (const { updated: _, ...c } of removable) {
     if (left.has(c.id)) {
-      const why = rm.stderr.split("\n").find((l) => l.includes(c.id))?.trim();
+      const why = stderr.split("\n").find((l) => l.includes(c.id))?.trim();
       result.kept.push({ ...c, why: why ?? "ctr containers rm did not remove it" });
     } else {
       result.deleted.push(c);

@@ -329,7 +329,7 @@ Deno.test({
           const on = await runCtre([...FORCE_NOW, "-n", ns], opts);
           assert.equal(on.code, 0, on.stdout + on.stderr);
           assert.deepEqual(listed(on.stdout), [`${ns} ${img("victim2")}`]);
-          assert.match(on.stdout, /^\(deleted container\) clean c-exited c-exited /m);
+          assert.match(on.stdout, /^\(deleted container\) clean c-exited$/m);
           assert.match(on.stdout, /^\(pruned content\) clean \d+$/m);
           assert.deepEqual(await containers(c, ns), []);
         });
