@@ -1,0 +1,627 @@
+// deno-lint-ignore-file no-console
+/**
+ * Benchmark of `ctre prune` on a real containerd (not a test): a private containerd (the test
+ * harness) holding the scenario of scenario.ts (1,050 images in 3 namespaces, 215 containers of
+ * which 50 running, a usage DB of 5,000 entries), then:
+ *
+ * 1. `ctre --version` start-up time;
+ * 2. planning passes (`ctre prune --dry-run --double-check 0`, the real CLI under its shipped
+ *    permissions): wall time, ctr processes, ctre's own CPU against the wall time;
+ * 3. a forced prune (`ctre prune --force --double-check 0`), then a check that exactly the
+ *    expected images and containers remain;
+ * 4. removing 500 images: ctre (lib/removal.ts, as prune runs it) against one `ctr image rm`
+ *    per image;
+ * 5. cleaning up 150 stopped containers: ctre (lib/cleanup.ts, as prune runs it) against one
+ *    `ctr containers info` plus one `ctr containers rm` per container.
+ *
+ * Prints a markdown table (stdout) with PASS/FAIL per target; progress goes to stderr. Exits 1
+ * only when a correctness check fails: speed targets are reported, never enforced.
+ *
+ *   deno run -A scripts/bench/bench.ts [--plan-runs N] [--startup-runs N] [--rebuild]
+ *
+ * Needs root, containerd, runc, ctr, busybox, go and bbolt (scripts/setup.sh installs them) and
+ * GNU time (installed from Debian when missing).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { permissionFlags } from "../../lib/permissions.ts";
+import { VERSION } from "../../lib/version.ts";
+import { TestContainerd } from "../../tests/support/containerd.ts";
+import {
+  type BenchContainer,
+  cacheDir,
+  createContainers,
+  expectations,
+  listIds,
+  NAMESPACES,
+  plannedContainers,
+  prepareImages,
+  refreshCreated,
+  removalSet,
+  USAGE_DB_ENTRIES,
+  usageDb,
+} from "./scenario.ts";
+import { counter, markdownTable, mb, measure, type Measured, median, ms } from "./measure.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    "plan-runs": { type: "string", default: "5" },
+    "startup-runs": { type: "string", default: "10" },
+    rebuild: { type: "boolean", default: false },
+  },
+});
+const PLAN_RUNS = Number(args.values["plan-runs"]);
+const STARTUP_RUNS = Number(args.values["startup-runs"]);
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const MAIN = join(ROOT, "main.ts");
+const DRIVER = join(ROOT, "scripts/bench/driver.ts");
+const DENO = Deno.execPath();
+
+const t0 = performance.now();
+function log(text: string): void {
+  console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${text}`);
+}
+
+const failures: string[] = [];
+function check(ok: boolean, what: string, detail = ""): boolean {
+  if (!ok) {
+    failures.push(`${what}${detail ? `: ${detail}` : ""}`);
+    log(`CORRECTNESS FAILURE: ${what} ${detail}`);
+  }
+  return ok;
+}
+
+/** Differences of two sorted lists, for messages. */
+function diff(got: string[], want: string[]): string {
+  const g = new Set(got);
+  const w = new Set(want);
+  const extra = got.filter((x) => !w.has(x));
+  const missing = want.filter((x) => !g.has(x));
+  return `${extra.length} unexpected (${extra.slice(0, 3).join(", ")}), ` +
+    `${missing.length} missing (${missing.slice(0, 3).join(", ")})`;
+}
+
+async function output(cmd: string, cmdArgs: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(cmd, { args: cmdArgs, stdout: "piped", stderr: "piped" })
+      .output();
+    return new TextDecoder().decode(out.stdout).trim();
+  } catch {
+    return "";
+  }
+}
+
+async function ensureTools(): Promise<void> {
+  if (Deno.uid() !== 0) {
+    console.error("bench: needs root (it starts its own containerd and containers)");
+    Deno.exit(2);
+  }
+  for (const tool of ["containerd", "ctr", "runc", "go"]) {
+    if (!(await output("sh", ["-c", `command -v ${tool}`]))) {
+      console.error(`bench: ${tool} is missing; run scripts/setup.sh first`);
+      Deno.exit(2);
+    }
+  }
+  try {
+    await Deno.stat("/usr/bin/time");
+  } catch {
+    log("installing GNU time (Debian package time)");
+    const env = { DEBIAN_FRONTEND: "noninteractive" };
+    await new Deno.Command("apt-get", { args: ["update", "-qq"], env }).output();
+    const r = await new Deno.Command("apt-get", { args: ["install", "-y", "-qq", "time"], env })
+      .output();
+    if (r.code !== 0) throw new Error("cannot install GNU time (apt-get install time)");
+  }
+}
+
+async function machine(): Promise<Record<string, string>> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const meminfo = await Deno.readTextFile("/proc/meminfo").catch(() => "");
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? Deno.build.arch;
+  const memKb = Number(/^MemTotal:\s*(\d+)/m.exec(meminfo)?.[1] ?? 0);
+  const os = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(
+    await Deno.readTextFile("/etc/os-release").catch(() => ""),
+  )?.[1] ?? "Linux";
+  return {
+    cpu: `${navigator.hardwareConcurrency} × ${model}`,
+    memory: `${(memKb / 1024 / 1024).toFixed(0)} GiB`,
+    os: `${os}, kernel ${Deno.osRelease()}`,
+    containerd: (await output("containerd", ["--version"])).split(" ").slice(2, 3).join(" "),
+    deno: Deno.version.deno,
+    tmpfs: await output("stat", ["-f", "-c", "%T", "/tmp"]),
+  };
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+function loadavg(): string {
+  return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+}
+
+/** The `deno run` argument vector of ctre under its shipped permissions. */
+function ctreArgs(stateDir: string, rest: string[]): string[] {
+  return ["run", "--quiet", ...permissionFlags(stateDir), MAIN, ...rest];
+}
+
+/** The refs listed for removal (after the `NS REF_TO_PRUNE` header), as "ns ref", sorted. */
+function listed(stdout: string): string[] {
+  const lines = stdout.split("\n");
+  const at = lines.indexOf("NS REF_TO_PRUNE");
+  if (at < 0) return [];
+  return lines.slice(at + 1).filter((l) => /^\S+ \S+$/.test(l)).sort();
+}
+
+interface DriverResult {
+  wallMs: number;
+  spawned: number;
+  /** ctre's CPU during the step; processCpuMs: the driver process's in all. */
+  cpuMs: number;
+  processCpuMs: number;
+  maxRssKb: number;
+  outcome: Record<string, string[]>;
+}
+
+function driverResult(m: Measured): DriverResult {
+  if (m.code !== 0) throw new Error(`driver failed (${m.code}): ${m.stderr}`);
+  return JSON.parse(m.stdout) as DriverResult;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+await ensureTools();
+const host = await machine();
+const loadBefore = loadavg();
+log(`machine: ${Object.values(host).join("; ")}; load ${loadBefore}`);
+if (args.values.rebuild) {
+  await Deno.remove(await cacheDir(host.containerd!), { recursive: true })
+    .catch(() => {});
+}
+
+const c = await TestContainerd.start();
+const stateDir = await Deno.makeTempDir({ prefix: "ctre-bench-state-" });
+const counted = await counter("count");
+const timed = await counter("time");
+const rows: string[][] = [];
+const verdicts: { target: string; pass: boolean }[] = [];
+let prepared = "";
+try {
+  // --- Scenario --------------------------------------------------------------------------
+  const built = await prepareImages(c, host.containerd!, log);
+  prepared = built.fresh
+    ? `built in ${built.buildSeconds.toFixed(0)} s and cached`
+    : `restored from the cache in ${built.buildSeconds.toFixed(1)} s`;
+  log(`image store ${prepared}`);
+  const containers = plannedContainers();
+  const t = performance.now();
+  await createContainers(c, containers);
+  log(
+    `created ${containers.length} containers in ${((performance.now() - t) / 1000).toFixed(0)} s`,
+  );
+  const now = Date.now() / 1000;
+  await Deno.writeTextFile(join(stateDir, "image_starts"), usageDb(now, built.images));
+  const expected = expectations(built.images, containers);
+  const byKind = (kind: BenchContainer["kind"]) => containers.filter((k) => k.kind === kind);
+  const stopped = byKind("stopped");
+  const refCount = built.images.reduce((n, i) => n + i.refs.length, 0);
+  const scenarioText = `${built.images.length} images (${refCount} refs) in ` +
+    `${NAMESPACES.length} namespaces, ${containers.length} containers ` +
+    `(${byKind("running").length} running, ${stopped.length} stopped, ` +
+    `${byKind("created").length} created), usage DB of ${USAGE_DB_ENTRIES} entries`;
+  log(`scenario: ${scenarioText}`);
+
+  // --- The wrappers' own cost --------------------------------------------------------------
+  // They run in the measured process trees: their CPU is subtracted from ctr's or ctre's.
+  // Measured with /bin/true in place of ctr, 200 calls: what each wrapper adds per call.
+  const calls = 200;
+  const loop = ["-c", `for i in $(seq ${calls}); do ctr; done`];
+  const noop = await Deno.makeTempDir({ prefix: "ctre-bench-true-" });
+  await Deno.symlink("/bin/true", join(noop, "ctr"));
+  const cost = async (kind: "count" | "time") => {
+    const w = await counter(kind, "/bin/true");
+    const direct = await measure("sh", loop, null, { pathFirst: noop });
+    const wrapped = await measure("sh", loop, w);
+    await Deno.remove(w.dir, { recursive: true });
+    return {
+      wallMs: Math.max(0, (wrapped.wallMs - direct.wallMs) / calls),
+      cpuMs: Math.max(0, (wrapped.cpuMs - direct.cpuMs) / calls),
+    };
+  };
+  const countCost = await cost("count");
+  const timeCost = await cost("time");
+  await Deno.remove(noop, { recursive: true });
+  const countWallMs = countCost.wallMs;
+  const countCpuMs = countCost.cpuMs;
+  const timeCpuMs = timeCost.cpuMs;
+  const version = await measure(
+    "sh",
+    ["-c", "for i in $(seq 20); do ctr --version >/dev/null; done"],
+    timed,
+  );
+  log(
+    `wrappers: count ${countWallMs.toFixed(1)} ms wall and ${countCpuMs.toFixed(1)} ms CPU per ` +
+      `call, time ${timeCost.wallMs.toFixed(1)} ms wall and ${timeCpuMs.toFixed(1)} ms CPU; ` +
+      `ctr --version: ${(version.ctrCpuMs / 20).toFixed(1)} ms CPU`,
+  );
+  // What measuring itself adds (bash, GNU time): the same harness around /bin/true.
+  const harness: Measured[] = [];
+  for (let i = 0; i < 10; i++) harness.push(await measure("/bin/true", [], null));
+  const harnessMs = median(harness.map((h) => h.wallMs));
+  const harnessCpuMs = median(harness.map((h) => h.cpuMs));
+  /** ctre's own CPU in a run under the `time` wrapper: the tree's less ctr's, the wrappers'. */
+  const ownCpu = (m: Measured) => m.cpuMs - harnessCpuMs - m.ctrCpuMs - m.ctrCalls * timeCpuMs;
+  /** ctr's CPU in a run under the `count` wrapper: the tree's less the rest's and the wrapper's. */
+  const ctrCpu = (m: Measured, restMs: number) =>
+    m.cpuMs - harnessCpuMs - restMs - m.ctrCalls * countCpuMs;
+
+  // --- Start-up --------------------------------------------------------------------------
+  const versionArgs = ctreArgs(stateDir, ["--version"]);
+  await measure(DENO, versionArgs, null); // warm the module cache
+  const startups: Measured[] = [];
+  for (let i = 0; i < STARTUP_RUNS; i++) startups.push(await measure(DENO, versionArgs, null));
+  check(startups.every((s) => s.stdout.trim() === `ctre ${VERSION}`), "ctre --version output");
+  const startupMs = median(startups.map((s) => s.wallMs)) - harnessMs;
+  const startupCpuMs = median(startups.map((s) => s.cpuMs)) - harnessCpuMs;
+  const startupRss = Math.max(...startups.map((s) => s.maxRssKb));
+  log(`start-up: median ${ms(startupMs)} (harness ${ms(harnessMs)} subtracted)`);
+
+  // --- Planning pass ---------------------------------------------------------------------
+  const address = ["--address", c.address, "--state-dir", stateDir];
+  const planArgs = ctreArgs(stateDir, ["prune", "--dry-run", "--double-check", "0", ...address]);
+  // Each pass twice: under the count wrapper (wall, processes, RSS), and under the time wrapper
+  // (CPU: ctr's, and ctre's own as the rest).
+  const plans: Measured[] = [];
+  const planCpus: Measured[] = [];
+  let planCalls: string[] = [];
+  let timedPlanCalls: Promise<[number, string][]> = Promise.resolve([]);
+  for (let i = 0; i < PLAN_RUNS; i++) {
+    const m = await measure(DENO, planArgs, counted);
+    planCalls = await counted.calls();
+    const t = await measure(DENO, planArgs, timed);
+    timedPlanCalls = timed.cpuByCall();
+    plans.push(m);
+    planCpus.push(t);
+    log(
+      `planning pass ${i + 1}: ${ms(m.wallMs)}, ${m.ctrCalls} ctr (${ms(t.ctrCpuMs)} CPU), ` +
+        `own CPU ${ms(ownCpu(t))}`,
+    );
+    for (const r of [m, t]) {
+      if (!check(r.code === 0, "planning pass exit code", r.stderr)) break;
+      const got = listed(r.stdout);
+      check(
+        JSON.stringify(got) === JSON.stringify(expected.listed),
+        "planning pass lists exactly the prunable refs",
+        diff(got, expected.listed),
+      );
+    }
+  }
+  const planWall = median(plans.map((p) => p.wallMs)) - harnessMs;
+  const planOwnMs = median(planCpus.map(ownCpu));
+  const planOwn = planOwnMs / planWall;
+  const planCtrCpu = median(planCpus.map((p) => p.ctrCpuMs));
+  const planCtr = Math.max(...plans.map((p) => p.ctrCalls), ...planCpus.map((p) => p.ctrCalls));
+  const planRss = Math.max(...plans.map((p) => p.maxRssKb));
+  const planLimit = 1 + 3 * NAMESPACES.length;
+  log(`planning pass ctr calls: ${planCalls.join(" | ")}`);
+
+  // --- Forced prune and what remains ------------------------------------------------------
+  await refreshCreated(c, containers); // a created container older than 5 min may go
+  const force = await measure(
+    DENO,
+    ctreArgs(stateDir, ["prune", "--force", "--double-check", "0", ...address]),
+    timed, // its CPU split matters more than its wall time (~3 ms more per ctr)
+  );
+  log(`forced prune: ${ms(force.wallMs)}, ${force.ctrCalls} ctr, exit ${force.code}`);
+  check(force.code === 0, "forced prune exit code", force.stderr.slice(-500));
+  let remainOk = true;
+  for (const s of NAMESPACES) {
+    const images = await listIds(c, s.ns, "image");
+    const want = expected.keptRefs.get(s.ns)!;
+    remainOk = check(
+      JSON.stringify(images) === JSON.stringify(want),
+      `images left in ${s.ns} after the forced prune`,
+      diff(images, want),
+    ) && remainOk;
+    const ids = await listIds(c, s.ns, "container");
+    const wantIds = expected.keptContainers.get(s.ns)!;
+    remainOk = check(
+      JSON.stringify(ids) === JSON.stringify(wantIds),
+      `containers left in ${s.ns} after the forced prune`,
+      diff(ids, wantIds),
+    ) && remainOk;
+  }
+
+  // --- Removing 500 images ----------------------------------------------------------------
+  const removal = removalSet(built.images);
+  const removalRefs = [...removal].flatMap(([ns, set]) => set.map((i) => `${ns} ${i.refs[0]}`));
+  const reimport = async () => {
+    const t = performance.now();
+    for (const s of NAMESPACES) {
+      await c.ctrOk(["-n", s.ns, "image", "import", built.removalTars.get(s.ns)!]);
+    }
+    log(`re-imported ${removalRefs.length} images in ${ms(performance.now() - t)}`);
+  };
+  const removedAll = async (who: string) => {
+    for (const s of NAMESPACES) {
+      const left = new Set(await listIds(c, s.ns, "image"));
+      const still = removal.get(s.ns)!.filter((i) => left.has(i.refs[0]!));
+      check(
+        still.length === 0,
+        `${who} removed every image of the set in ${s.ns}`,
+        `${still.length} left`,
+      );
+      const want = expected.keptRefs.get(s.ns)!;
+      check(want.every((r) => left.has(r)), `${who} left the other images of ${s.ns}`);
+    }
+  };
+  await reimport();
+  const rmJob = JSON.stringify({
+    address: c.address,
+    sets: [...removal].map(([ns, set]) => ({ ns, refs: set.map((i) => i.refs[0]!) })),
+  });
+  const rmCtreM = await measure(DENO, ["run", "--allow-run=ctr", DRIVER, "remove"], counted, {
+    stdin: rmJob,
+  });
+  const rmCtre = driverResult(rmCtreM);
+  log(`ctre removal: ${ms(rmCtre.wallMs)}, ${rmCtre.spawned} ctr`);
+  check(
+    rmCtre.outcome.removed!.length === removalRefs.length,
+    "ctre removal outcome",
+    rmCtre.outcome.failed!.slice(0, 3).join("; "),
+  );
+  await removedAll("ctre");
+  await reimport();
+  const rmBase = await measure(
+    "sh",
+    [
+      "-c",
+      'while read -r ns ref; do ctr --address "$0" -n "$ns" image rm "$ref" </dev/null >/dev/null || exit 1; done',
+      c.address,
+    ],
+    counted,
+    { stdin: removalRefs.join("\n") + "\n" },
+  );
+  log(`one ctr per image: ${ms(rmBase.wallMs)}, ${rmBase.ctrCalls} ctr`);
+  check(rmBase.code === 0, "one-ctr-per-image removal exit code", rmBase.stderr.slice(-300));
+  await removedAll("one ctr per image");
+
+  // --- Cleaning up 150 stopped containers --------------------------------------------------
+  const stoppedIds = stopped.map((k) => `${k.ns} ${k.id}`).sort();
+  const cleanedAll = async (who: string) => {
+    for (const s of NAMESPACES) {
+      const ids = await listIds(c, s.ns, "container");
+      const want = expected.keptContainers.get(s.ns)!;
+      check(
+        JSON.stringify(ids) === JSON.stringify(want),
+        `${who}: containers left in ${s.ns}`,
+        diff(ids, want),
+      );
+    }
+  };
+  const restock = async () => {
+    const t = performance.now();
+    await createContainers(c, stopped);
+    await refreshCreated(c, containers);
+    log(`created ${stopped.length} stopped containers in ${ms(performance.now() - t)}`);
+  };
+  await restock();
+  const cleanJob = JSON.stringify({ address: c.address, namespaces: NAMESPACES.map((s) => s.ns) });
+  const cleanCtreM = await measure(DENO, ["run", "--allow-run=ctr", DRIVER, "cleanup"], counted, {
+    stdin: cleanJob,
+  });
+  const cleanCtre = driverResult(cleanCtreM);
+  log(`ctre clean-up: ${ms(cleanCtre.wallMs)}, ${cleanCtre.spawned} ctr`);
+  check(
+    JSON.stringify(cleanCtre.outcome.deleted!.sort()) === JSON.stringify(stoppedIds),
+    "ctre clean-up deleted exactly the stopped containers",
+    diff(cleanCtre.outcome.deleted!, stoppedIds),
+  );
+  await cleanedAll("ctre clean-up");
+  await restock();
+  const cleanBase = await measure(
+    "sh",
+    [
+      "-c",
+      'while read -r ns id; do ctr --address "$0" -n "$ns" containers info "$id" </dev/null >/dev/null || exit 1; ' +
+      'ctr --address "$0" -n "$ns" containers rm "$id" </dev/null >/dev/null || exit 1; done',
+      c.address,
+    ],
+    counted,
+    { stdin: stoppedIds.join("\n") + "\n" },
+  );
+  log(`one info + one rm per container: ${ms(cleanBase.wallMs)}, ${cleanBase.ctrCalls} ctr`);
+  check(cleanBase.code === 0, "one-per-container clean-up exit code", cleanBase.stderr.slice(-300));
+  await cleanedAll("one info + one rm per container");
+
+  // --- The table ---------------------------------------------------------------------------
+  const verdict = (target: string, pass: boolean) => {
+    verdicts.push({ target, pass });
+    return pass ? "PASS" : "FAIL";
+  };
+  const rmRatio = rmBase.wallMs / rmCtre.wallMs;
+  const cleanRatio = cleanBase.wallMs / cleanCtre.wallMs;
+  const perCtr = (cpu: number, calls: number) => `${ms(cpu)} (${ms(cpu / calls)} each)`;
+  /** CPU of every process on the machine during a step, and how many cores that kept busy. */
+  const machine = (cpu: number, wall: number) =>
+    `${ms(cpu)} (${(cpu / wall).toFixed(1)} of ${navigator.hardwareConcurrency} cores)`;
+  // What the planning pass's ctr time goes to, by command (the last timed pass).
+  const callKinds = new Map<string, number[]>();
+  for (const [cpu, args] of await timedPlanCalls) {
+    const kind = args.replace(/--address \S+ /, "").replace(/^-n \S+ /, "");
+    callKinds.set(kind, [...(callKinds.get(kind) ?? []), cpu]);
+  }
+  const planKinds = [...callKinds].sort((a, b) => sum(b[1]) - sum(a[1])).map(([kind, cpus]) =>
+    `${cpus.length} × \`${kind}\` ${ms(sum(cpus))}`
+  );
+  const rmCtreCtrCpu = ctrCpu(rmCtreM, rmCtre.processCpuMs);
+  const rmBaseCtrCpu = ctrCpu(rmBase, 0);
+  const cleanCtreCtrCpu = ctrCpu(cleanCtreM, cleanCtre.processCpuMs);
+  const cleanBaseCtrCpu = ctrCpu(cleanBase, 0);
+  rows.push(
+    [
+      `planning pass, \`prune --dry-run --double-check 0\` (median of ${plans.length})`,
+      ms(planWall),
+      `${planCtr}`,
+      `${ms(planCtrCpu)}`,
+      `${ms(planOwnMs)} = **${(planOwn * 100).toFixed(2)} %** of wall`,
+      machine(median(plans.map((p) => p.machineCpuMs)), planWall),
+      mb(planRss),
+      `≤ ${planLimit} ctr: ${
+        verdict(
+          `planning pass spawns ≤ 1 + 3 per namespace = ${planLimit} ctr`,
+          planCtr <= planLimit,
+        )
+      }; own < 10 %: ${
+        verdict("planning pass: ctre's own CPU < 10 % of its wall time", planOwn < 0.1)
+      }`,
+    ],
+    [
+      "forced prune, `prune --force --double-check 0` (whole run)",
+      ms(force.wallMs),
+      `${force.ctrCalls}`,
+      perCtr(force.ctrCpuMs, force.ctrCalls),
+      ms(ownCpu(force)),
+      machine(force.machineCpuMs, force.wallMs),
+      mb(force.maxRssKb),
+      `exactly the expected images and containers remain: ${
+        verdict(
+          "forced prune leaves exactly the expected images and containers",
+          remainOk && force.code === 0,
+        )
+      }`,
+    ],
+    [
+      `remove ${removalRefs.length} images: ctre (\`removeImages\`, ≤ 100 refs per ctr)`,
+      ms(rmCtre.wallMs),
+      `${rmCtre.spawned}`,
+      perCtr(rmCtreCtrCpu, rmCtre.spawned),
+      ms(rmCtre.cpuMs),
+      machine(rmCtreM.machineCpuMs, rmCtreM.wallMs),
+      mb(rmCtreM.maxRssKb),
+      "",
+    ],
+    [
+      `remove ${removalRefs.length} images: one \`ctr image rm\` per image`,
+      ms(rmBase.wallMs),
+      `${rmBase.ctrCalls}`,
+      perCtr(rmBaseCtrCpu, rmBase.ctrCalls),
+      "",
+      machine(rmBase.machineCpuMs, rmBase.wallMs),
+      mb(rmBase.maxRssKb),
+      "",
+    ],
+    [
+      "… ratio",
+      `**${rmRatio.toFixed(1)}× faster**`,
+      `${(rmBase.ctrCalls / Math.max(1, rmCtre.spawned)).toFixed(0)}× fewer`,
+      `${(rmBaseCtrCpu / Math.max(1, rmCtreCtrCpu)).toFixed(1)}× less`,
+      "",
+      "",
+      "",
+      `≥ 10×: ${verdict("removing 500 images ≥ 10× faster than one ctr per image", rmRatio >= 10)}`,
+    ],
+    [
+      `clean up ${stopped.length} stopped containers: ctre (\`cleanupContainers\`)`,
+      ms(cleanCtre.wallMs),
+      `${cleanCtre.spawned}`,
+      perCtr(cleanCtreCtrCpu, cleanCtre.spawned),
+      ms(cleanCtre.cpuMs),
+      machine(cleanCtreM.machineCpuMs, cleanCtreM.wallMs),
+      mb(cleanCtreM.maxRssKb),
+      "",
+    ],
+    [
+      `clean up ${stopped.length} stopped containers: one \`info\` + one \`rm\` each`,
+      ms(cleanBase.wallMs),
+      `${cleanBase.ctrCalls}`,
+      perCtr(cleanBaseCtrCpu, cleanBase.ctrCalls),
+      "",
+      machine(cleanBase.machineCpuMs, cleanBase.wallMs),
+      mb(cleanBase.maxRssKb),
+      "",
+    ],
+    [
+      "… ratio",
+      `**${cleanRatio.toFixed(2)}× faster**`,
+      `${(cleanBase.ctrCalls / Math.max(1, cleanCtre.spawned)).toFixed(1)}× fewer`,
+      `${(cleanBaseCtrCpu / Math.max(1, cleanCtreCtrCpu)).toFixed(1)}× less`,
+      "",
+      "",
+      "",
+      `≥ 2×: ${
+        verdict(
+          "cleaning up 150 stopped containers ≥ 2× faster than info + rm each",
+          cleanRatio >= 2,
+        )
+      }`,
+    ],
+    [
+      `\`ctre --version\` start-up (median of ${startups.length})`,
+      ms(startupMs),
+      "0",
+      "",
+      ms(startupCpuMs),
+      "",
+      mb(startupRss),
+      `< 100 ms: ${verdict("ctre --version starts in < 100 ms", startupMs < 100)}`,
+    ],
+  );
+  const teardown = (m: Measured) => (m.machineCpuMs - m.cpuMs) / stopped.length;
+  const rmTeardown = (m: Measured) => (m.machineCpuMs - m.cpuMs) / removalRefs.length;
+  const loadAfter = loadavg();
+  const out = [
+    `Scenario: ${scenarioText}; image store ${prepared}.`,
+    "",
+    ...markdownTable(
+      [
+        "step",
+        "wall",
+        "ctr processes",
+        "their CPU",
+        "ctre's own CPU",
+        "machine CPU",
+        "peak RSS",
+        "target",
+      ],
+      rows,
+    ),
+    "",
+    `Machine: ${host.cpu}, ${host.memory} RAM, ${host.os}; containerd ${host.containerd} ` +
+    `(root on ${host.tmpfs}); Deno ${host.deno}. Load average before ${loadBefore}, after ` +
+    `${loadAfter}.`,
+    `ctr processes are counted by a sh wrapper first on PATH (${countWallMs.toFixed(1)} ms ` +
+    `wall per call, in the ctre and the one-per-item figures alike). CPU of each step's ` +
+    `process tree: bash's \`time\` (getrusage, ms); ctr's share in the planning passes and ` +
+    `the forced prune from a bash wrapper timing each ctr (runs of their own, ` +
+    `${timeCpuMs.toFixed(1)} ms CPU per call, not counted as ctre's); ctre's own in the removal ` +
+    `and clean-up from getrusage in process; in the other rows ctr's is the tree's less ctre's. ` +
+    `Machine CPU: /proc/stat, every process (containerd, shims and runc included, and anything ` +
+    `else running). Walls of the CLI runs are less the harness's (${ms(harnessMs)}: bash and ` +
+    `GNU time). Peak RSS: the largest process of the step (GNU time). Planning pass ctr ` +
+    `calls: ${planCalls.map((l) => l.replace(/--address \S+ /, "")).join("; ")}; their CPU: ` +
+    `${planKinds.join(", ")}.`,
+    `Clean-up outside the measured processes (machine CPU less their tree's: containerd, the ` +
+    `shims, runc, the kernel): ${ms(teardown(cleanCtreM))} per container with ctre, ` +
+    `${ms(teardown(cleanBase))} with one info + rm each; removal: ` +
+    `${ms(rmTeardown(rmCtreM))} per image with ctre, ${ms(rmTeardown(rmBase))} one by one.`,
+    "",
+    ...verdicts.map((v) => `${v.pass ? "PASS" : "FAIL"} ${v.target}`),
+    ...failures.map((f) => `FAIL (correctness) ${f}`),
+  ];
+  console.log(out.join("\n"));
+} catch (e) {
+  failures.push(`bench aborted: ${e instanceof Error ? e.stack : e}`);
+  console.error(e);
+} finally {
+  log("cleaning up");
+  await c.cleanup();
+  await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+  for (const w of [counted, timed]) await Deno.remove(w.dir, { recursive: true }).catch(() => {});
+}
+log(failures.length ? `${failures.length} correctness failure(s)` : "done");
+Deno.exit(failures.length ? 1 : 0);

@@ -1,0 +1,79 @@
+// deno-lint-ignore-file no-console
+/**
+ * Runs one step of ctre in its own process, for the benchmark, exactly as prune runs it:
+ *
+ * - `remove`: lib/removal.ts removeImages per namespace, the namespaces at once (prune's
+ *   removeBatch).
+ * - `cleanup`: lib/cleanup.ts cleanupContainers per namespace, one after the other (prune's
+ *   container clean-up).
+ *
+ * Reads its job as JSON on stdin; prints on stdout the wall time of the step (ms, in process),
+ * the ctr processes it started (`Ctr.spawned`), its own CPU during the step and in all, its
+ * peak RSS (getrusage of this process only, no ctr), and the outcome. Needs only --allow-run=ctr.
+ *
+ *   echo '{"address": "...", "sets": [{"ns": "default", "refs": ["..."]}]}' |
+ *     deno run --allow-run=ctr scripts/bench/driver.ts remove
+ *
+ * @module
+ */
+import process from "node:process";
+import { cleanupContainers } from "../../lib/cleanup.ts";
+import { systemCtr } from "../../lib/ctr.ts";
+import { removeImages } from "../../lib/removal.ts";
+
+interface RemoveJob {
+  address: string;
+  sets: { ns: string; refs: string[] }[];
+}
+
+interface CleanupJob {
+  address: string;
+  namespaces: string[];
+}
+
+const job = JSON.parse(await new Response(Deno.stdin.readable).text());
+const mode = Deno.args[0];
+const ctr = systemCtr(job.address);
+const cpu = () => {
+  const u = process.resourceUsage();
+  return (u.userCPUTime + u.systemCPUTime) / 1000;
+};
+const cpuBefore = cpu();
+const started = performance.now();
+let outcome: unknown;
+if (mode === "remove") {
+  const removed: string[] = [];
+  const failed: string[] = [];
+  const sets = (job as RemoveJob).sets;
+  const results = await Promise.all(sets.map(({ ns, refs }) => removeImages(ctr, ns, refs)));
+  for (const [i, { ns }] of sets.entries()) {
+    const r = results[i]!;
+    removed.push(...r.removed.map((ref) => `${ns} ${ref}`));
+    failed.push(...r.failed.map((f) => `${ns} ${f.ref}: ${f.reason}`));
+    failed.push(...r.missing.map((ref) => `${ns} ${ref}: missing`));
+  }
+  outcome = { removed, failed };
+} else if (mode === "cleanup") {
+  const deleted: string[] = [];
+  const kept: string[] = [];
+  const problems: string[] = [];
+  for (const ns of (job as CleanupJob).namespaces) {
+    const r = await cleanupContainers(ctr, ns, Date.now() / 1000);
+    deleted.push(...r.deleted.map((c) => `${ns} ${c.id}`));
+    kept.push(...r.kept.map((c) => `${ns} ${c.id}`));
+    problems.push(...r.skipped, ...r.errors);
+  }
+  outcome = { deleted, kept, problems };
+} else {
+  console.error("usage: driver.ts remove|cleanup < job.json");
+  Deno.exit(2);
+}
+const wallMs = performance.now() - started;
+console.log(JSON.stringify({
+  wallMs,
+  spawned: ctr.spawned,
+  cpuMs: cpu() - cpuBefore,
+  processCpuMs: cpu(),
+  maxRssKb: process.resourceUsage().maxRSS,
+  outcome,
+}));
