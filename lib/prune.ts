@@ -14,7 +14,13 @@ import { type NamespaceSnapshot, snapshotAll } from "./inventory.ts";
 import { type Io, println, type Writer } from "./io.ts";
 import { parseContentLs, parseImageLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
-import { confirmAcrossPasses, type ImagePlan, planNamespace, prunableSet } from "./plan.ts";
+import {
+  confirmAcrossPasses,
+  imageKey,
+  type ImagePlan,
+  planNamespace,
+  prunableSet,
+} from "./plan.ts";
 import { removeImages } from "./removal.ts";
 import { type Budget, type Gauge, gaugeOf, lruOrder, takeUntil } from "./budget.ts";
 import { writeMetrics } from "./metrics.ts";
@@ -280,7 +286,15 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
       return 1;
     }
     // The answer may have taken a while: check once more right before removing.
-    plan = confirmAcrossPasses((await run.pass()).images, prunableSet(plan));
+    const withinBudget = new Set(
+      plan.filter((p) => p.reason === "within-budget").map((p) => imageKey(p)),
+    );
+    plan = confirmAcrossPasses((await run.pass()).images, prunableSet(plan)).map((p) =>
+      // Not shown because the budget did not need them: still so, not "used" since.
+      p.reason === "used-during-double-check" && withinBudget.has(imageKey(p))
+        ? { ...p, reason: "within-budget" as const }
+        : p
+    );
     for (const p of shown) {
       if (!plan.some((q) => q.decision === "prune" && q.ns === p.ns && q.digest === p.digest)) {
         println(run.human, `(keeping) ${p.ns} ${p.refs.join(" ")}: used since the list was made`);

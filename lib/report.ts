@@ -124,6 +124,7 @@ const KEEP_REASONS: Reason[] = [
   "recently-used",
   "too-young",
   "used-during-double-check",
+  "within-budget",
 ];
 
 /** The `ctre_prune_*` metric families of one run. */

@@ -98,12 +98,27 @@ Deno.test({
         assert.deepEqual(await refs(c), ALL);
       });
 
-      await t.step("over budget by 1.5 images: exactly a and b go", async () => {
+      await t.step("asked, over by half an image: lists a, and y removes just a", async () => {
+        const max = Math.floor((await storeBytes(c)) - 0.5 * perImage);
+        const r = await runCtre(
+          ["prune", "--min-age", "0", "--double-check", "0", "--no-content-prune"].concat([
+            "--max-store-size",
+            `${max}B`,
+          ]),
+          { ...opts, stdin: "y\n" },
+        );
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /NS REF_TO_PRUNE\ndefault docker\.io\/library\/a:1\nPrune/);
+        assert.doesNotMatch(r.stdout, /used since the list was made/);
+        assert.deepEqual(await refs(c), [img("b"), img("c"), img("d"), img("e"), img("f")]);
+      });
+
+      await t.step("forced, over budget by 1.5 images: exactly b and c go", async () => {
         const max = Math.floor((await storeBytes(c)) - 1.5 * perImage);
         const r = await runCtre([...common, "--max-store-size", `${max}B`], opts);
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /Target met/);
-        assert.deepEqual(await refs(c), [img("c"), img("d"), img("e"), img("f")]);
+        assert.deepEqual(await refs(c), [img("d"), img("e"), img("f")]);
         assert.ok((await storeBytes(c)) <= max);
       });
 
