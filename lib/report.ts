@@ -7,6 +7,7 @@
 import type { Budget } from "./budget.ts";
 import type { Family } from "./metrics.ts";
 import type { ImagePlan, Reason } from "./plan.ts";
+import { alignColumns, isoTime } from "./text.ts";
 import { formatBytes } from "./units.ts";
 
 /** What one prune run did, beyond its plan. */
@@ -24,15 +25,11 @@ export interface PruneOutcome {
     | null;
 }
 
-function iso(t: number | null): string {
-  return t === null ? "-" : new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z");
-}
-
 function detail(p: ImagePlan): string {
   if (p.reason === "in-use") return `in-use by ${p.containers?.join(",")}`;
   if (p.reason === "kept-by-pattern") return `kept-by-pattern ${p.pattern}`;
   if (p.reason === "recently-used") {
-    return `recently-used ${iso(Math.max(p.lastStart ?? 0, p.lastStop ?? 0))}`;
+    return `recently-used ${isoTime(Math.max(p.lastStart ?? 0, p.lastStop ?? 0))}`;
   }
   return p.reason;
 }
@@ -47,14 +44,13 @@ export function planTable(images: ImagePlan[]): string[] {
       p.digest.slice(0, 19),
       formatBytes(p.size),
       p.ageText ?? "-",
-      iso(p.lastStart),
-      iso(p.lastStop),
+      isoTime(p.lastStart),
+      isoTime(p.lastStop),
       p.decision,
       detail(p),
     ]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i]!)).join("  "));
+  return alignColumns(rows);
 }
 
 export interface PlanDocumentInput {

@@ -7,12 +7,9 @@
 import { join } from "node:path";
 import { recorderCheck } from "./doctor.ts";
 import { type Io, println } from "./io.ts";
+import { alignColumns, isoTime } from "./text.ts";
 import { lastUse, loadUsageDb } from "./usage_db.ts";
 import { permissionHint } from "./usage_db.ts";
-
-function iso(t: number | null): string {
-  return t === null ? "-" : new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z");
-}
 
 /** A duration in the largest whole unit: `3d`, `5h`, `12m`, `40s`. */
 export function shortAge(seconds: number): string {
@@ -68,22 +65,16 @@ export async function status(stateDir: string, json: boolean, io: Io): Promise<n
     ["NAMESPACE", "REF", "LAST START", "LAST STOP", "AGE"],
     ...rows.map((
       r,
-    ) => [r.namespace, r.ref, iso(r.lastStart), iso(r.lastStop), shortAge(r.ageSeconds)]),
+    ) => [r.namespace, r.ref, isoTime(r.lastStart), isoTime(r.lastStop), shortAge(r.ageSeconds)]),
   ];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-  for (const r of table) {
-    println(
-      io.stdout,
-      r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd(),
-    );
-  }
+  for (const line of alignColumns(table)) println(io.stdout, line);
   println(io.stdout);
   println(
     io.stdout,
     `${path}: ${rows.length} entries, ` +
       (written === null
         ? "never written"
-        : `last written ${iso(written)} (${shortAge(now - written)} ago)`),
+        : `last written ${isoTime(written)} (${shortAge(now - written)} ago)`),
   );
   println(io.stdout, `Recorder: ${recorder.detail}`);
   for (const r of db.rejected) {
