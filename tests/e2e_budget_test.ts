@@ -12,11 +12,6 @@ import { runCtre, tempStateDir } from "./support/cli.ts";
 const DAY = 86400;
 const img = (name: string) => `docker.io/library/${name}:1`;
 
-async function refs(c: TestContainerd): Promise<string[]> {
-  const out = await c.ctrOk(["-n", "default", "image", "ls", "-q"]);
-  return out.split("\n").map((l) => l.trim()).filter((l) => l).sort();
-}
-
 async function storeBytes(c: TestContainerd): Promise<number> {
   const { parseContentLs } = await import("../lib/listings.ts");
   const list = parseContentLs(await c.ctrOk(["-n", "default", "content", "ls"]));
@@ -63,7 +58,7 @@ Deno.test({
         const r = await runCtre([...common, "--max-store-size", "1GB"], opts);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /Within budget/);
-        assert.deepEqual(await refs(c), ALL);
+        assert.deepEqual(await c.imageRefs("default"), ALL);
       });
 
       await t.step("--dry-run --json ranks LRU and marks what the budget needs", async () => {
@@ -95,7 +90,7 @@ Deno.test({
         assert.equal(by(img("c")).reason, "within-budget");
         assert.equal(by(img("e")).reason, "recently-used");
         assert.equal(by(img("e")).lruRank, null);
-        assert.deepEqual(await refs(c), ALL);
+        assert.deepEqual(await c.imageRefs("default"), ALL);
       });
 
       await t.step("asked, over by half an image: lists a, and y removes just a", async () => {
@@ -110,7 +105,13 @@ Deno.test({
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /NS REF_TO_PRUNE\ndefault docker\.io\/library\/a:1\nPrune/);
         assert.doesNotMatch(r.stdout, /used since the list was made/);
-        assert.deepEqual(await refs(c), [img("b"), img("c"), img("d"), img("e"), img("f")]);
+        assert.deepEqual(await c.imageRefs("default"), [
+          img("b"),
+          img("c"),
+          img("d"),
+          img("e"),
+          img("f"),
+        ]);
       });
 
       await t.step("forced, over budget by 1.5 images: exactly b and c go", async () => {
@@ -118,7 +119,7 @@ Deno.test({
         const r = await runCtre([...common, "--max-store-size", `${max}B`], opts);
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /Target met/);
-        assert.deepEqual(await refs(c), [img("d"), img("e"), img("f")]);
+        assert.deepEqual(await c.imageRefs("default"), [img("d"), img("e"), img("f")]);
         assert.ok((await storeBytes(c)) <= max);
       });
 
@@ -126,7 +127,7 @@ Deno.test({
         const r = await runCtre([...common, "--max-store-size", "1kB"], opts);
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /Target unreachable: .* short of content store at most/);
-        assert.deepEqual(await refs(c), [img("e"), img("f")]);
+        assert.deepEqual(await c.imageRefs("default"), [img("e"), img("f")]);
       });
     }, { rootSize: "64m" });
   },
@@ -160,7 +161,7 @@ Deno.test({
           assert.equal(r.code, 1);
           assert.match(r.stderr, /--allow-sys=statfs --allow-read=/);
           assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-          assert.deepEqual(await refs(c), ALL);
+          assert.deepEqual(await c.imageRefs("default"), ALL);
         },
       );
 
@@ -170,14 +171,14 @@ Deno.test({
         const r = await runCtre([...common, "--min-free", percent, "--root", root], opts);
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /Target met/);
-        assert.deepEqual(await refs(c), [img("c"), img("d"), img("e"), img("f")]);
+        assert.deepEqual(await c.imageRefs("default"), [img("c"), img("d"), img("e"), img("f")]);
       });
 
       await t.step("an unreachable target is reported, exit 0", async () => {
         const r = await runCtre([...common, "--min-free", "99", "--root", root], opts);
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /Target unreachable/);
-        assert.deepEqual(await refs(c), [img("e"), img("f")]);
+        assert.deepEqual(await c.imageRefs("default"), [img("e"), img("f")]);
       });
     }, { rootSize: "64m" });
   },

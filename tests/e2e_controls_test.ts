@@ -108,16 +108,6 @@ function byRef(doc: PlanDoc): Map<string, ImageDoc> {
 
 const sortRefs = (xs: NsRef[]) => xs.map((x) => `${x.namespace} ${x.ref}`).sort();
 
-async function refs(c: TestContainerd, ns: string): Promise<string[]> {
-  const out = await c.ctrOk(["-n", ns, "image", "ls", "-q"]);
-  return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
-}
-
-async function containers(c: TestContainerd, ns: string): Promise<string[]> {
-  const out = await c.ctrOk(["-n", ns, "container", "ls", "-q"]);
-  return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
-}
-
 /** Sum of `ctr content ls` sizes over all namespaces, each digest once (as ctre counts). */
 async function contentBytes(c: TestContainerd): Promise<number> {
   const sizes = new Map<string, number>();
@@ -182,7 +172,7 @@ Deno.test({
             `${ns} ${img("notpinned")}`,
             `${ns} ${img("sibling")}`,
           ]);
-          assert.deepEqual(await refs(c, ns), [...pinnedRefs, img("k3s")].sort());
+          assert.deepEqual(await c.imageRefs(ns), [...pinnedRefs, img("k3s")].sort());
         });
       });
 
@@ -194,7 +184,7 @@ Deno.test({
           await c.importImage(ns, img("byfile"), "byfile");
           await c.importImage(ns, img("bystatefile"), "bystatefile");
           await c.importImage(ns, img("other"), "other");
-          const all = await refs(c, ns);
+          const all = await c.imageRefs(ns);
 
           // A keep file outside the state dir is outside the CLI's read permission.
           const elsewhere = await Deno.makeTempDir({ prefix: "ctre-keep-elsewhere-" });
@@ -208,7 +198,7 @@ Deno.test({
             assert.ok(lines[0]!.startsWith(`ctre: Cannot read "${outside}"`), lines[0]);
             assert.ok(lines[0]!.includes(`--allow-read=${dirname(outside)}`), lines[0]);
             assert.equal(r.stdout, "");
-            assert.deepEqual(await refs(c, ns), all);
+            assert.deepEqual(await c.imageRefs(ns), all);
           } finally {
             await Deno.remove(elsewhere, { recursive: true });
           }
@@ -218,7 +208,7 @@ Deno.test({
           const m = await runCtre([...FORCE_NOW, "-n", ns, "--keep-file", missing], opts);
           assert.equal(m.code, 1);
           assert.equal(m.stderr, `ctre: Cannot read keep file "${missing}": not found\n`);
-          assert.deepEqual(await refs(c, ns), all);
+          assert.deepEqual(await c.imageRefs(ns), all);
 
           const keepFile = join(stateDir, "extra-keep");
           await Deno.writeTextFile(keepFile, `${img("byfile")}\n`);
@@ -249,7 +239,7 @@ Deno.test({
           const r = await runCtre([...FORCE_NOW, ...args], opts);
           assert.equal(r.code, 0, r.stdout + r.stderr);
           assert.deepEqual(listed(r.stdout), [`${ns} ${img("other")}`]);
-          assert.deepEqual(await refs(c, ns), all.filter((x) => x !== img("other")));
+          assert.deepEqual(await c.imageRefs(ns), all.filter((x) => x !== img("other")));
         });
       });
 
@@ -286,14 +276,14 @@ Deno.test({
           const r = await runCtre([...FORCE_NOW, ...args], opts);
           assert.equal(r.code, 0, r.stdout + r.stderr);
           assert.deepEqual(listed(r.stdout), [`ns-a ${img("ns-a")}`, `ns-b ${img("ns-b")}`]);
-          assert.deepEqual(await refs(c, "ns-a"), []);
-          assert.deepEqual(await refs(c, "ns-b"), []);
-          assert.deepEqual(await refs(c, "ns-c"), [img("exited"), img("ns-c")]);
+          assert.deepEqual(await c.imageRefs("ns-a"), []);
+          assert.deepEqual(await c.imageRefs("ns-b"), []);
+          assert.deepEqual(await c.imageRefs("ns-c"), [img("exited"), img("ns-c")]);
           // Clean-up ran only in the namespaces given: ns-c's stopped container is still there.
-          assert.deepEqual(await containers(c, "ns-c"), ["c-exited"]);
+          assert.deepEqual(await c.containerIds("ns-c"), ["c-exited"]);
           assert.doesNotMatch(r.stdout, /^\(pruned content\) (?!ns-a |ns-b )/m);
           assert.match(r.stdout, /^\(pruned content\) ns-a \d+$/m);
-          assert.deepEqual(await refs(c, "pin"), [
+          assert.deepEqual(await c.imageRefs("pin"), [
             img("k3s"),
             img("pinned"),
             "docker.io/library/pinned:2",
@@ -321,8 +311,8 @@ Deno.test({
           assert.equal(doc.removal?.content, null);
           assert.match(off.stderr, /^\(deleted\) clean docker.io\/library\/victim:1$/m);
           assert.doesNotMatch(off.stderr, /\(deleted container\)|\(pruned content\)/);
-          assert.deepEqual(await containers(c, ns), ["c-exited"]);
-          assert.deepEqual(await refs(c, ns), [img("exited")]);
+          assert.deepEqual(await c.containerIds(ns), ["c-exited"]);
+          assert.deepEqual(await c.imageRefs(ns), [img("exited")]);
 
           // The same with both steps on: the stopped container goes, content is pruned.
           await c.importImage(ns, img("victim2"), "victim2");
@@ -331,7 +321,7 @@ Deno.test({
           assert.deepEqual(listed(on.stdout), [`${ns} ${img("victim2")}`]);
           assert.match(on.stdout, /^\(deleted container\) clean c-exited$/m);
           assert.match(on.stdout, /^\(pruned content\) clean \d+$/m);
-          assert.deepEqual(await containers(c, ns), []);
+          assert.deepEqual(await c.containerIds(ns), []);
         });
       });
 
@@ -384,7 +374,7 @@ Deno.test({
             assert.equal(out.code, 0, stdout + new TextDecoder().decode(out.stderr));
             assert.deepEqual(listed(stdout), [`${ns} ${img("locked")}`]);
             assert.match(stdout, /^\(deleted\) lock docker.io\/library\/locked:1$/m);
-            assert.deepEqual(await refs(c, ns), []);
+            assert.deepEqual(await c.imageRefs(ns), []);
             // The lock went with the process; the file it left does not block the next run.
             const next = await runCtre([...FORCE_NOW, "-n", ns], opts);
             assert.equal(next.code, 0, next.stderr);
@@ -422,7 +412,7 @@ Deno.test({
             assert.match(r.stderr, new RegExp(`^\\(already gone\\) ${ns} ${stolen}$`, "m"));
             assert.match(r.stderr, /^Removed 3 of 3 images$/m);
             assert.doesNotMatch(r.stderr, /Cannot remove/);
-            assert.deepEqual(await refs(c, ns), []);
+            assert.deepEqual(await c.imageRefs(ns), []);
           });
         } finally {
           await wrapper.cleanup();
@@ -472,7 +462,7 @@ Deno.test({
             );
             assert.match(r.stderr, /^Removed 2 of 3 images, 1 refs failed$/m);
             assert.doesNotMatch(r.stderr, /\(deleted\) fail docker.io\/library\/f2:1/);
-            assert.deepEqual(await refs(c, ns), [img("f2")]);
+            assert.deepEqual(await c.imageRefs(ns), [img("f2")]);
           });
         } finally {
           await wrapper.cleanup();
@@ -511,7 +501,7 @@ Deno.test({
           `${start} ---------- ${ns} ${img("recent")}\n`,
         );
         const keep = ["--keep", "docker.io/library/pause:*"];
-        const all = await refs(c, ns);
+        const all = await c.imageRefs(ns);
         let planned: PlanDoc | undefined;
 
         await t.step("--dry-run --json: one document with every decision", async () => {
@@ -578,7 +568,7 @@ Deno.test({
           }
           assert.equal(get(img("old")).digest, d.old);
           assert.equal(get(img("inuse")).digest, d.inuse);
-          assert.deepEqual(await refs(c, ns), all);
+          assert.deepEqual(await c.imageRefs(ns), all);
         });
 
         await t.step("--force --json: removed refs and totals that add up", async () => {
@@ -612,7 +602,7 @@ Deno.test({
           assert.equal(doc.totals.contentBytesAfter, after);
           assert.ok(after < before, `content store shrank: ${before} -> ${after}`);
           assert.deepEqual(
-            await refs(c, ns),
+            await c.imageRefs(ns),
             [img("inuse"), img("pinned"), img("recent"), img("young"), pause].sort(),
           );
         });

@@ -18,16 +18,6 @@ async function tempStateDir(): Promise<string> {
 const DAY = 86400;
 const now = () => Math.floor(Date.now() / 1000);
 
-async function refs(c: TestContainerd, ns: string): Promise<string[]> {
-  const out = await c.ctrOk(["-n", ns, "image", "ls", "-q"]);
-  return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
-}
-
-async function containers(c: TestContainerd, ns: string): Promise<string[]> {
-  const out = await c.ctrOk(["-n", ns, "container", "ls", "-q"]);
-  return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
-}
-
 /** The refs listed for removal (after the `NS REF_TO_PRUNE` header), as "ns ref". */
 function listed(stdout: string): string[] {
   const lines = stdout.split("\n");
@@ -94,30 +84,30 @@ Deno.test({
       const opts = { address: c.address, stateDir };
       await scenario(c, stateDir);
       const before = {
-        default: await refs(c, "default"),
-        k8s: await refs(c, "k8s.io"),
-        moby: await refs(c, "moby"),
+        default: await c.imageRefs("default"),
+        k8s: await c.imageRefs("k8s.io"),
+        moby: await c.imageRefs("moby"),
       };
 
       await t.step("--dry-run lists the prunable set and removes nothing", async () => {
         const r = await runCtre(["prune", "--dry-run", "--double-check", "0"], opts);
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual(listed(r.stdout), EXPECTED_PRUNE);
-        assert.deepEqual(await refs(c, "default"), before.default);
-        assert.deepEqual(await refs(c, "k8s.io"), before.k8s);
+        assert.deepEqual(await c.imageRefs("default"), before.default);
+        assert.deepEqual(await c.imageRefs("k8s.io"), before.k8s);
       });
 
       await t.step("an answer of n removes nothing and exits 1", async () => {
         const r = await runCtre(["prune", "--double-check", "0"], { ...opts, stdin: "n\n" });
         assert.equal(r.code, 1);
         assert.match(r.stdout, /Prune \(y\/n\)\? /);
-        assert.deepEqual(await refs(c, "default"), before.default);
+        assert.deepEqual(await c.imageRefs("default"), before.default);
       });
 
       await t.step("EOF on stdin aborts and removes nothing", async () => {
         const r = await runCtre(["prune", "--double-check", "0"], opts);
         assert.equal(r.code, 1);
-        assert.deepEqual(await refs(c, "moby"), before.moby);
+        assert.deepEqual(await c.imageRefs("moby"), before.moby);
       });
 
       await t.step("an unclear answer (' y ' with extra words) aborts", async () => {
@@ -126,7 +116,7 @@ Deno.test({
           stdin: "yes please\n",
         });
         assert.equal(r.code, 1);
-        assert.deepEqual(await refs(c, "default"), before.default);
+        assert.deepEqual(await c.imageRefs("default"), before.default);
       });
 
       await t.step("y removes exactly the listed images, then cleans up", async () => {
@@ -135,13 +125,13 @@ Deno.test({
         const gone = (ns: string, all: string[], left: string[]) =>
           all.filter((x) => !left.includes(x)).map((x) => `${ns} ${x}`);
         const removed = [
-          ...gone("default", before.default, await refs(c, "default")),
-          ...gone("k8s.io", before.k8s, await refs(c, "k8s.io")),
-          ...gone("moby", before.moby, await refs(c, "moby")),
+          ...gone("default", before.default, await c.imageRefs("default")),
+          ...gone("k8s.io", before.k8s, await c.imageRefs("k8s.io")),
+          ...gone("moby", before.moby, await c.imageRefs("moby")),
         ].sort();
         assert.deepEqual(removed, EXPECTED_PRUNE);
         // All three refs of the digest one container uses are kept.
-        const left = await refs(c, "default");
+        const left = await c.imageRefs("default");
         for (
           const r of [img("dual"), "docker.io/library/dual:2", "registry.example/other/dual:1"]
         ) {
@@ -152,10 +142,10 @@ Deno.test({
           /Dupe refs found for ns default image sha256:[0-9a-f]{64}, keeping all/,
         );
         // Stopped container removed, running and just-created ones kept.
-        const ids = await containers(c, "default");
+        const ids = await c.containerIds("default");
         assert.ok(!ids.includes("c-exited"), `stopped container removed: ${ids}`);
         assert.ok(ids.includes("c-run") && ids.includes("c-dual") && ids.includes("c-created"));
-        assert.deepEqual(await containers(c, "k8s.io"), ["c-k8srun"]);
+        assert.deepEqual(await c.containerIds("k8s.io"), ["c-k8srun"]);
         assert.match(r.stdout, /^\(deleted container\) default /m);
         assert.match(r.stdout, /^\(pruned content\) default \d+$/m);
         assert.match(r.stdout, /^\(pruned content\) k8s.io \d+$/m);
@@ -167,7 +157,7 @@ Deno.test({
           const r = await runCtre(["prune", "-f", "--double-check", "0"], opts);
           assert.equal(r.code, 0, r.stderr);
           assert.deepEqual(listed(r.stdout), [`default ${img("exited")}`]);
-          const left = await refs(c, "default");
+          const left = await c.imageRefs("default");
           for (const name of ["run", "created", "recent", "young"]) {
             assert.ok(left.includes(img(name)), `${name} kept: ${left}`);
           }
@@ -196,7 +186,7 @@ Deno.test({
       const stdout = new TextDecoder().decode(out.stdout);
       assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
       assert.deepEqual(listed(stdout), [`default ${img("never")}`]);
-      assert.deepEqual(await refs(c, "default"), [img("late")]);
+      assert.deepEqual(await c.imageRefs("default"), [img("late")]);
     });
   },
 });
@@ -223,7 +213,7 @@ Deno.test({
       );
       assert.doesNotMatch(r.stderr, /\n\s+at /);
       await c.startDaemon();
-      assert.deepEqual(await refs(c, "default"), [img("keepme")]);
+      assert.deepEqual(await c.imageRefs("default"), [img("keepme")]);
     });
   },
 });

@@ -54,6 +54,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** The non-empty trimmed lines of `text`, sorted. */
+function lines(text: string): string[] {
+  return text.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
+}
+
 /** Quotes a string as a TOML basic string. */
 function toml(value: string): string {
   return JSON.stringify(value);
@@ -584,6 +589,16 @@ export class TestContainerd {
    */
   async create(ns: string, ref: string, id: string): Promise<void> {
     await this.ctrOk(["-n", ns, "container", "create", ref, id, "sleep", "100000"]);
+  }
+
+  /** The refs of `ns` (`ctr image ls -q`), sorted. */
+  async imageRefs(ns: string): Promise<string[]> {
+    return lines(await this.ctrOk(["-n", ns, "image", "ls", "-q"]));
+  }
+
+  /** The container ids of `ns` (`ctr container ls -q`), sorted. */
+  async containerIds(ns: string): Promise<string[]> {
+    return lines(await this.ctrOk(["-n", ns, "container", "ls", "-q"]));
   }
 
   /** `ctr -n ns image label ref kv` (kv is `key=value`, or `key=` to remove the label). */
