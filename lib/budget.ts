@@ -7,7 +7,8 @@
  * @module
  */
 import { type Ctr, ctrOk } from "./ctr.ts";
-import { parseContentLs, parseNamespaces } from "./listings.ts";
+import { measureContent } from "./inventory.ts";
+import { parseNamespaces } from "./listings.ts";
 import type { ImagePlan } from "./plan.ts";
 import { formatBytes } from "./units.ts";
 
@@ -60,15 +61,7 @@ export function takeUntil(ordered: ImagePlan[], overBytes: number): ImagePlan[] 
 
 /** Size of the content store: `ctr content ls` of every namespace, each digest once. */
 export async function storeBytes(ctr: Ctr): Promise<number> {
-  const namespaces = parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"]));
-  const sizes = new Map<string, number>();
-  const lists = await Promise.all(
-    namespaces.map(async (ns) => parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]))),
-  );
-  for (const list of lists) for (const b of list) sizes.set(b.digest, b.size);
-  let total = 0;
-  for (const s of sizes.values()) total += s;
-  return total;
+  return measureContent(ctr, parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"])));
 }
 
 /** Free space of the filesystem holding `root`. Needs --allow-sys=statfs and --allow-read=root. */

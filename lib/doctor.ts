@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Ctr } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import { type Io, println } from "./io.ts";
+import { lockHolder } from "./lock.ts";
 import { parseUsageDb } from "./usage_db.ts";
 
 export type Status = "ok" | "warn" | "fail" | "info";
@@ -132,27 +133,20 @@ async function stateChecks(stateDir: string, now: number): Promise<Check[]> {
 
 /** Whether a recorder holds its lock on this state dir: if we can take it, none runs. */
 export async function recorderCheck(stateDir: string): Promise<Check> {
-  const path = join(stateDir, "record-image-starts.lock");
-  let f: Deno.FsFile;
+  let holder: string | null;
   try {
-    f = await Deno.open(path, { read: true, write: true, create: true });
+    holder = await lockHolder(stateDir, "record-image-starts");
   } catch (e) {
-    return { name: "recorder", status: "warn", detail: `cannot check ${path}: ${errorText(e)}` };
+    return { name: "recorder", status: "warn", detail: `cannot check: ${errorText(e)}` };
   }
-  try {
-    if (await f.tryLock(true)) {
-      return {
-        name: "recorder",
-        status: "warn",
-        detail: "ctre record-image-starts is NOT running on this state dir: " +
-          "prune cannot see which images were started recently",
-      };
+  return holder === null
+    ? {
+      name: "recorder",
+      status: "warn",
+      detail: "ctre record-image-starts is NOT running on this state dir: " +
+        "prune cannot see which images were started recently",
     }
-    const holder = (await Deno.readTextFile(path).catch(() => "")).trim();
-    return { name: "recorder", status: "ok", detail: `running (${holder})` };
-  } finally {
-    f.close();
-  }
+    : { name: "recorder", status: "ok", detail: `running (${holder})` };
 }
 
 /** Runs every check. */

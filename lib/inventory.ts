@@ -33,3 +33,24 @@ export async function snapshotNamespace(ctr: Ctr, ns: string): Promise<Namespace
 export function snapshotAll(ctr: Ctr, namespaces: string[]): Promise<NamespaceSnapshot[]> {
   return Promise.all(namespaces.map((ns) => snapshotNamespace(ctr, ns)));
 }
+
+/** Sum of blob sizes, each digest counted once across namespaces. */
+export function contentBytes(snaps: { content: Map<string, { size: number }> }[]): number {
+  const seen = new Map<string, number>();
+  for (const s of snaps) for (const [d, b] of s.content) seen.set(d, b.size);
+  let total = 0;
+  for (const size of seen.values()) total += size;
+  return total;
+}
+
+/** The content store's size over `namespaces`: one `ctr content ls` each, digests once. */
+export async function measureContent(ctr: Ctr, namespaces: string[]): Promise<number> {
+  const lists = await Promise.all(
+    namespaces.map(async (ns) => ({
+      content: new Map(
+        parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"])).map((b) => [b.digest, b]),
+      ),
+    })),
+  );
+  return contentBytes(lists);
+}

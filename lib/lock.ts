@@ -16,18 +16,38 @@ export interface Lock {
   release(): void;
 }
 
-/** Takes `<stateDir>/<name>.lock` or throws LockHeldError saying who holds it. */
-export async function acquireLock(stateDir: string, name: string): Promise<Lock> {
+async function openLock(stateDir: string, name: string): Promise<[Deno.FsFile, string]> {
   const path = join(stateDir, `${name}.lock`);
-  let file: Deno.FsFile;
   try {
     await Deno.mkdir(stateDir, { recursive: true });
-    file = await Deno.open(path, { read: true, write: true, create: true });
+    return [await Deno.open(path, { read: true, write: true, create: true }), path];
   } catch (e) {
     throw permissionHint(e, path, "write");
   }
+}
+
+async function holderOf(path: string): Promise<string> {
+  return (await Deno.readTextFile(path).catch(() => "")).trim() || "unknown process";
+}
+
+/**
+ * Who holds `<stateDir>/<name>.lock` (its `pid … since …` line), or null when nobody does.
+ * Probes by taking the lock for an instant.
+ */
+export async function lockHolder(stateDir: string, name: string): Promise<string | null> {
+  const [file, path] = await openLock(stateDir, name);
+  try {
+    return (await file.tryLock(true)) ? null : await holderOf(path);
+  } finally {
+    file.close();
+  }
+}
+
+/** Takes `<stateDir>/<name>.lock` or throws LockHeldError saying who holds it. */
+export async function acquireLock(stateDir: string, name: string): Promise<Lock> {
+  const [file, path] = await openLock(stateDir, name);
   if (!(await file.tryLock(true))) {
-    const holder = (await Deno.readTextFile(path).catch(() => "")).trim() || "unknown process";
+    const holder = await holderOf(path);
     file.close();
     throw new LockHeldError(
       `Another ctre ${name} is running on ${stateDir} (${holder}, lock ${path})`,

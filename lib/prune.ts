@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { cleanupContainers, type ContainerLine, pruneContent } from "./cleanup.ts";
 import { type Ctr, ctrOk } from "./ctr.ts";
 import { errorText } from "./errors.ts";
-import { type NamespaceSnapshot, snapshotAll } from "./inventory.ts";
+import { contentBytes, measureContent, type NamespaceSnapshot, snapshotAll } from "./inventory.ts";
 import { type Io, println, type Writer } from "./io.ts";
-import { parseContentLs, parseImageLs, parseNamespaces } from "./listings.ts";
+import { parseImageLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import {
   confirmAcrossPasses,
@@ -68,15 +68,6 @@ export function applyBudget(plan: ImagePlan[], overBytes: number): ImagePlan[] {
 }
 
 export const DOUBLE_CHECK_INTERVAL_MS = 1500;
-
-/** Sum of blob sizes, each digest counted once across namespaces. */
-export function contentBytes(snaps: { content: Map<string, { size: number }> }[]): number {
-  const seen = new Map<string, number>();
-  for (const s of snaps) for (const [d, b] of s.content) seen.set(d, b.size);
-  let total = 0;
-  for (const size of seen.values()) total += size;
-  return total;
-}
 
 /** The outcome of a forced run that had nothing to remove: the store is as measured. */
 function noRemoval(bytes: number): PruneOutcome {
@@ -430,14 +421,7 @@ async function removeAndClean(
     if (opts.contentPrune) outcome.content = await cleanContent(run);
   }
   try {
-    const lists = await Promise.all(
-      run.namespaces.map(async (ns) => ({
-        content: new Map(
-          parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"])).map((b) => [b.digest, b]),
-        ),
-      })),
-    );
-    outcome.contentBytesAfter = contentBytes(lists);
+    outcome.contentBytesAfter = await measureContent(ctr, run.namespaces);
   } catch (e) {
     println(io.stderr, `Cannot measure the content store afterwards: ${errorText(e)}`);
   }
