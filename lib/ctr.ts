@@ -99,6 +99,15 @@ async function* splitLines(stream: ReadableStream<Uint8Array>): AsyncIterable<st
 export function systemCtr(address?: string): Ctr {
   const global = address === undefined ? [] : ["--address", address];
   let spawned = 0;
+  const command = (args: string[]) => {
+    spawned++;
+    return new Deno.Command("ctr", {
+      args: [...global, ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    });
+  };
   return {
     get spawned() {
       return spawned;
@@ -106,13 +115,7 @@ export function systemCtr(address?: string): Ctr {
     async run(args) {
       let out: Deno.CommandOutput;
       try {
-        spawned++;
-        out = await new Deno.Command("ctr", {
-          args: [...global, ...args],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
+        out = await command(args).output();
       } catch (e) {
         throw spawnFailure(args, e);
       }
@@ -126,13 +129,7 @@ export function systemCtr(address?: string): Ctr {
     stream(args) {
       let child: Deno.ChildProcess;
       try {
-        spawned++;
-        child = new Deno.Command("ctr", {
-          args: [...global, ...args],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
+        child = command(args).spawn();
       } catch (e) {
         throw spawnFailure(args, e);
       }
