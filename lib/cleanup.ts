@@ -22,6 +22,10 @@ export const FRESH_CONTAINER_SECONDS = 300;
 const INFO_CONCURRENCY = 4;
 /** The label that marks a Kubernetes container (its pod name). */
 const POD_LABEL = "io.kubernetes.pod.name";
+/** The label containerd's CRI plugin puts on its sandboxes and containers (kubelet's). */
+export const CRI_KIND_LABEL = "io.cri-containerd.kind";
+/** Why a kubelet container is left alone (Kubernetes: external container GC confuses kubelet). */
+export const KUBELET_KEEP_WHY = "managed by kubelet";
 /** At most this many `ctr containers rm` at once, each given at least RM_MIN_PER_PROCESS. */
 const RM_CONCURRENCY = 4;
 const RM_MIN_PER_PROCESS = 10;
@@ -91,10 +95,20 @@ function byPod(a: Removable, b: Removable): number {
   return 0;
 }
 
+/** Options of {@linkcode cleanupContainers}. */
+export interface CleanupOptions {
+  /**
+   * Also remove containers of containerd's CRI plugin (label `io.cri-containerd.kind`: kubelet's
+   * sandboxes and containers). Off by default: they are kept "managed by kubelet".
+   */
+  kubelet?: boolean;
+}
+
 /**
  * Removes the containers of `ns` whose task is stopped, or that have no task and were last
  * updated more than FRESH_CONTAINER_SECONDS ago. Running, paused and created tasks are kept,
- * and so are containers without an image (dockerd's, which dockerd manages).
+ * and so are containers without an image (dockerd's, which dockerd manages) and, unless
+ * `opts.kubelet`, the CRI plugin's (kubelet's) sandboxes and containers, without inspecting them.
  *
  * `ctr containers info` runs only where its answer is needed: for Kubernetes containers (found
  * with one filtered `ctr container ls`), whose pod labels the output shows and whose order
@@ -106,21 +120,26 @@ export async function cleanupContainers(
   ctr: Ctr,
   ns: string,
   now: number,
+  opts: CleanupOptions = {},
 ): Promise<ContainerCleanup> {
   const result: ContainerCleanup = { deleted: [], kept: [], skipped: [], errors: [] };
   const containers = parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"]));
   if (containers.length === 0) return result;
-  const [taskList, k8sList] = await Promise.all([
+  const [taskList, k8sList, criList] = await Promise.all([
     ctrOk(ctr, ["-n", ns, "task", "ls"]),
     ctrOk(ctr, ["-n", ns, "container", "ls", `labels."${POD_LABEL}"`]),
+    opts.kubelet ? "" : ctrOk(ctr, ["-n", ns, "container", "ls", `labels."${CRI_KIND_LABEL}"`]),
   ]);
   const tasks = new Map(parseTaskLs(taskList).map((t) => [t.id, t]));
   const k8s = new Set(parseContainerLs(k8sList).map((c) => c.id));
+  const cri = new Set(criList === "" ? [] : parseContainerLs(criList).map((c) => c.id));
   const removable: Removable[] = [];
   const inspect: string[] = [];
   for (const c of containers) {
     const status = tasks.get(c.id)?.status;
-    if (status !== undefined && LIVE_STATES.has(status)) {
+    if (cri.has(c.id)) {
+      result.kept.push({ ...bare(ns, c.id), why: KUBELET_KEEP_WHY });
+    } else if (status !== undefined && LIVE_STATES.has(status)) {
       result.kept.push({ ...bare(ns, c.id), why: status.toLowerCase() });
     } else if (c.image === null) {
       result.skipped.push(`${ns} ${c.id}: no image (managed by dockerd)`);

@@ -49,7 +49,13 @@ Options:
   -n, --namespace NS         Only this namespace (repeatable; default all)
       --keep PATTERN         Never remove images with a ref matching this glob (repeatable)
       --keep-file FILE       Keep patterns, one per line (<state-dir>/keep is always read)
+      --keep-latest N        Keep the N newest images of each repository in each namespace
+      --pin-memory DURATION  Keep protecting an image seen pinned for this long after its pin
+                             label is gone (default 30d; remembered in <state-dir>/pinned)
       --no-container-cleanup Do not remove stopped containers afterwards
+      --cleanup-kubelet-containers
+                             Also remove kubelet's stopped containers and sandboxes (label
+                             io.cri-containerd.kind); by default kubelet removes its own
       --no-content-prune     Do not run "ctr content prune references" afterwards
       --json                 Print one JSON document with every image, its decision and reason
                              (with --dry-run or --force; other output goes to stderr)
@@ -178,6 +184,14 @@ function budgetOf(
   return { kind: "min-free", percent, root: root ?? DEFAULT_CONTAINERD_ROOT };
 }
 
+/** A whole number of at least 0 for option `name`. */
+function count(value: string, name: string): number {
+  if (!/^\d{1,6}$/.test(value)) {
+    throw new UsageError(`Invalid number "${value}" for --${name}: use a whole number (e.g. 2)`);
+  }
+  return Number(value);
+}
+
 /** Parses the arguments after the program name. Throws UsageError. */
 export function parseCommand(argv: string[]): Command {
   const [command, ...rest] = argv;
@@ -197,6 +211,9 @@ export function parseCommand(argv: string[]): Command {
       keep: { type: "string", multiple: true },
       "keep-file": { type: "string" },
       "no-container-cleanup": { type: "boolean" },
+      "cleanup-kubelet-containers": { type: "boolean" },
+      "keep-latest": { type: "string" },
+      "pin-memory": { type: "string" },
       "no-content-prune": { type: "boolean" },
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
@@ -219,6 +236,9 @@ export function parseCommand(argv: string[]): Command {
       namespaces: v.namespace ?? [],
       keep: v.keep ?? [],
       containerCleanup: !v["no-container-cleanup"],
+      cleanupKubeletContainers: v["cleanup-kubelet-containers"] ?? false,
+      keepLatest: count(v["keep-latest"] ?? "0", "keep-latest"),
+      pinMemory: parseDuration(v["pin-memory"] ?? "30d", "pin-memory"),
       contentPrune: !v["no-content-prune"],
       json: v.json ?? false,
       verbose: v.verbose ?? false,

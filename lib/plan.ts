@@ -6,12 +6,16 @@
  * @module
  */
 import type { NamespaceSnapshot } from "./inventory.ts";
+import { newestPerRepository } from "./keep_latest.ts";
+import { type PinEntry, rememberedSince } from "./pin_memory.ts";
+import { lastPullOf } from "./pull_db.ts";
 import { lastUse, lastUseOf, type Usage } from "./usage_db.ts";
 
 export type Reason =
   | "in-use"
   | "pinned"
   | "kept-by-pattern"
+  | "kept-latest"
   | "recently-used"
   | "too-young"
   | "used-during-double-check"
@@ -45,6 +49,10 @@ export interface ImagePlan {
   containers?: string[];
   /** For kept-by-pattern: the pattern that matched. */
   pattern?: string;
+  /** Last pull (image ref created or updated) recorded for any of its refs, unix seconds. */
+  lastPull?: number | null;
+  /** For pinned by pin memory (label gone): when ctre first saw it pinned. */
+  pinnedRememberedSince?: number;
   /** Disk-pressure mode: 1 = least recently used of the prunable images. */
   lruRank?: number;
   /** Disk-pressure mode: whether the budget needed this image to go (by estimate). */
@@ -60,6 +68,25 @@ export const PINNED_LABELS: ReadonlyMap<string, string | null> = new Map([
   ["io.cri-containerd.pinned", "pinned"],
   ["io.cattle.k3s.pinned", null], // any value
 ]);
+
+/** Whether image labels pin it (see {@linkcode PINNED_LABELS}). */
+export function pinnedByLabel(labels: ReadonlyMap<string, string>): boolean {
+  return [...PINNED_LABELS].some(([k, v]) => labels.has(k) && (v === null || labels.get(k) === v));
+}
+
+/** Inputs beyond the usage DB, each optional (absent: the rule does not apply). */
+export interface PlanExtras {
+  /** Last pulls by usageKey (pull_db.ts): a pull within `usedWithin` keeps as recently-used. */
+  pulls?: Map<string, number>;
+  /** Pin memory (pin_memory.ts): remembered within `pinMemory` keeps as pinned. */
+  pins?: Map<string, PinEntry>;
+  /** Seconds a remembered pin protects after it was last seen (default 30 days). */
+  pinMemory?: number;
+  /** Keep the N newest images of each repository (kept-latest); 0 or absent: off. */
+  keepLatest?: number;
+}
+
+export const DEFAULT_PIN_MEMORY = 30 * 86400;
 
 /** A glob (`*` any run of characters, `?` one) as an anchored RegExp. */
 export function globToRegExp(glob: string): RegExp {
@@ -83,6 +110,7 @@ export function planNamespace(
   snap: NamespaceSnapshot,
   usage: Map<string, Usage>,
   policy: Policy,
+  extras: PlanExtras = {},
 ): Plan {
   const warnings: string[] = [];
   const byDigest = new Map<string, typeof snap.images>();
@@ -107,11 +135,29 @@ export function planNamespace(
     usersOf.set(digest, [...(usersOf.get(digest) ?? []), c.id]);
   }
   const patterns = policy.keep.map((p) => ({ p, re: globToRegExp(p) }));
+  const pulls = extras.pulls ?? new Map<string, number>();
+  const pinCutoff = policy.now - (extras.pinMemory ?? DEFAULT_PIN_MEMORY);
+  const newest = newestPerRepository(
+    [...byDigest].map(([digest, group]) => {
+      const refs = group.map((i) => i.ref);
+      const used = lastUseOf(usage, snap.ns, refs);
+      const pulled = lastPullOf(pulls, snap.ns, refs);
+      const uses = [used ? lastUse(used) : null, pulled].filter((t) => t !== null);
+      return {
+        digest,
+        refs,
+        ageSeconds: snap.content.get(digest)?.ageSeconds ?? null,
+        lastUse: uses.length ? Math.max(...uses) : null,
+      };
+    }),
+    extras.keepLatest ?? 0,
+  );
   const images: ImagePlan[] = [];
   for (const [digest, group] of byDigest) {
     const refs = group.map((i) => i.ref).sort();
     const blob = snap.content.get(digest);
     const used = lastUseOf(usage, snap.ns, refs);
+    const pulled = lastPullOf(pulls, snap.ns, refs);
     const base = {
       ns: snap.ns,
       digest,
@@ -121,6 +167,8 @@ export function planNamespace(
       ageText: blob?.ageText ?? null,
       lastStart: used?.start ?? null,
       lastStop: used?.stop ?? null,
+      // Only when recorded, so plans without pulls look as they always did.
+      ...(pulled === null ? {} : { lastPull: pulled }),
     };
     const keep = (reason: Reason, extra: Partial<ImagePlan> = {}): ImagePlan => ({
       ...base,
@@ -133,6 +181,7 @@ export function planNamespace(
       [...PINNED_LABELS].some(([k, v]) => i.labels.has(k) && (v === null || i.labels.get(k) === v))
     );
     const pattern = patterns.find(({ re }) => refs.some((r) => re.test(r)))?.p;
+    const pinSince = remembered(extras.pins, snap.ns, digest, refs, pinCutoff);
     if (containers) {
       images.push(keep("in-use", { containers: containers.sort() }));
       const repos = new Set(refs.map(repositoryOf).filter((r) => r !== null));
@@ -143,9 +192,15 @@ export function planNamespace(
       }
     } else if (pinned) {
       images.push(keep("pinned"));
+    } else if (pinSince !== null) {
+      images.push(keep("pinned", { pinnedRememberedSince: pinSince }));
     } else if (pattern !== undefined) {
       images.push(keep("kept-by-pattern", { pattern }));
+    } else if (newest.has(digest)) {
+      images.push(keep("kept-latest"));
     } else if (used && lastUse(used) >= policy.now - policy.usedWithin) {
+      images.push(keep("recently-used"));
+    } else if (pulled !== null && pulled >= policy.now - policy.usedWithin) {
       images.push(keep("recently-used"));
     } else if (base.ageSeconds === null || base.ageSeconds < policy.minAge) {
       images.push(keep("too-young"));
@@ -155,6 +210,16 @@ export function planNamespace(
   }
   images.sort((a, b) => a.refs[0]! < b.refs[0]! ? -1 : a.refs[0]! > b.refs[0]! ? 1 : 0);
   return { images, warnings };
+}
+
+function remembered(
+  pins: Map<string, PinEntry> | undefined,
+  ns: string,
+  digest: string,
+  refs: string[],
+  cutoff: number,
+): number | null {
+  return pins === undefined ? null : rememberedSince(pins, ns, digest, refs, cutoff);
 }
 
 /** The key of one image decision across passes. */

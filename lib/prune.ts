@@ -16,6 +16,7 @@ import { parseImageLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import {
   confirmAcrossPasses,
+  DEFAULT_PIN_MEMORY,
   imageKey,
   type ImagePlan,
   planNamespace,
@@ -27,6 +28,7 @@ import { writeMetrics } from "./metrics.ts";
 import { planDocument, planTable, pruneFamilies, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "./units.ts";
 import { loadUsageDb } from "./usage_db.ts";
+import { loadExtras, rememberPins } from "./memory.ts";
 
 export interface PruneOptions {
   mode: "ask" | "force" | "dry-run";
@@ -41,6 +43,12 @@ export interface PruneOptions {
   namespaces: string[];
   keep: string[];
   containerCleanup: boolean;
+  /** Container clean-up also removes kubelet's (CRI) containers; default false. */
+  cleanupKubeletContainers?: boolean;
+  /** Keep the N newest images of each repository per namespace; 0/absent: off. */
+  keepLatest?: number;
+  /** Seconds a remembered pin keeps protecting an image (default 30 days). */
+  pinMemory?: number;
   contentPrune: boolean;
   json: boolean;
   verbose: boolean;
@@ -121,10 +129,12 @@ class PruneRun {
       usedWithin: this.opts.usedWithin,
       keep: this.opts.keep,
     };
+    const { extras, warnings } = await loadExtras(this.opts.stateDir, this.opts);
+    warnings.forEach((w) => this.warn(w));
     const snaps = await snapshotAll(this.ctr, this.namespaces);
     const images: ImagePlan[] = [];
     for (const snap of snaps) {
-      const plan = planNamespace(snap, db.entries, policy);
+      const plan = planNamespace(snap, db.entries, policy, extras);
       plan.warnings.forEach((w) => this.warn(w));
       images.push(...plan.images);
     }
@@ -206,6 +216,14 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
   }
   const run = new PruneRun(ctr, opts, io, namespaces);
   const first = await run.pass();
+  if (opts.mode !== "dry-run") {
+    // Pins seen now protect for --pin-memory after their label is gone (under the lock).
+    try {
+      await rememberPins(opts.stateDir, first.snaps, io.now(), opts.pinMemory);
+    } catch (e) {
+      run.warn(`Cannot remember pinned images: ${errorText(e)}`);
+    }
+  }
   let plan = await run.doubleCheck(first);
   const gauge = opts.budget === null ? null : gaugeOf(opts.budget, ctr);
   if (gauge) {
@@ -248,6 +266,8 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
           keep: opts.keep,
           namespaces: opts.namespaces,
           budget: opts.budget,
+          keepLatest: opts.keepLatest ?? 0,
+          pinMemorySeconds: opts.pinMemory ?? DEFAULT_PIN_MEMORY,
         },
         images: [...plan, ...excluded],
         outcome,
@@ -440,7 +460,9 @@ async function cleanContainers(run: PruneRun): Promise<NonNullable<PruneOutcome[
   const out = { deleted: [] as string[], kept: [] as string[], errors: [] as string[] };
   for (const ns of run.namespaces) {
     try {
-      const r = await cleanupContainers(run.ctr, ns, run.io.now());
+      const r = await cleanupContainers(run.ctr, ns, run.io.now(), {
+        kubelet: run.opts.cleanupKubeletContainers ?? false,
+      });
       for (const s of r.skipped) println(run.human, `(skipping container) ${s}`);
       // Inspected containers show their pod labels and creation time, as the original did.
       const who = (c: ContainerLine) =>

@@ -16,6 +16,7 @@ import { type Io, println } from "./io.ts";
 import { parseContainerInfo, parseContainerLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import { type Family, writeMetrics } from "./metrics.ts";
+import { expirePulls, loadPullDb, PULLS_FILE, recordPull, writePullDb } from "./pull_db.ts";
 import {
   expire,
   formatUsageDb,
@@ -50,20 +51,30 @@ export class Recorder {
   };
   /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
   readonly images = new Map<string, string | null>();
+  /** Last pull (image ref created or updated) by usageKey, written to `image_pulls`. */
+  readonly pulls: Map<string, number>;
   #topics = new Set<string>();
   #dirty = false;
+  #pullsDirty = false;
 
   constructor(
     readonly ctr: Ctr,
     readonly opts: RecordOptions,
     readonly io: Io,
     entries: Map<string, Usage>,
+    pulls: Map<string, number> = new Map(),
   ) {
     this.entries = entries;
+    this.pulls = pulls;
+  }
+
+  /** Makes the next flush rewrite `image_pulls` (e.g. to drop corrupt lines set aside). */
+  rewritePulls(): void {
+    this.#pullsDirty = true;
   }
 
   get dirty(): boolean {
-    return this.#dirty;
+    return this.#dirty || this.#pullsDirty;
   }
 
   #say(text: string): void {
@@ -166,6 +177,24 @@ export class Recorder {
         if (e.topic === "/containers/create") this.#record("C", e.time, e.ns, image, true);
         return;
       }
+      case "/images/create":
+      case "/images/update": {
+        // A pull (also of a tag whose content is already here) or a re-tag: a use of the ref.
+        const name = field(p, "name");
+        if (name === undefined || name === "") throw new Error("no image name in payload");
+        if (!recordPull(this.pulls, e.ns, name, e.time)) {
+          this.#error(
+            `not recording ${JSON.stringify(e.ns)} ${
+              JSON.stringify(name)
+            }: whitespace or control characters`,
+          );
+          return;
+        }
+        this.#pullsDirty = true;
+        this.stats.recorded++;
+        this.#say(`P ${Math.floor(e.time)} ${e.ns} ${name}`);
+        return;
+      }
       case "/containers/delete": {
         const id = field(p, "id");
         if (id !== undefined) this.images.delete(`${e.ns} ${id}`);
@@ -217,6 +246,7 @@ export class Recorder {
 
   /** Writes the DB if anything changed (or `force`), after dropping expired entries. */
   async flush(force = false): Promise<void> {
+    if (this.#pullsDirty) await this.#flushPulls();
     if (!this.#dirty && !force) return;
     this.#dirty = false;
     expire(this.entries, this.io.now() - this.opts.keepWindow);
@@ -228,20 +258,33 @@ export class Recorder {
       this.#error(errorText(e));
     }
   }
+
+  async #flushPulls(): Promise<void> {
+    this.#pullsDirty = false;
+    expirePulls(this.pulls, this.io.now() - this.opts.keepWindow);
+    try {
+      await writePullDb(join(this.opts.stateDir, PULLS_FILE), this.pulls);
+      this.stats.writes++;
+    } catch (e) {
+      this.#pullsDirty = true;
+      this.#error(errorText(e));
+    }
+  }
 }
 
-/** Appends corrupt DB lines to `<state-dir>/image_starts.rejected` so none is lost silently. */
+/** Appends corrupt lines of `<state-dir>/<file>` to `<file>.rejected` so none is lost silently. */
 async function keepRejected(
   stateDir: string,
   lines: { lineNo: number; line: string; reason: string }[],
   io: Io,
+  file = "image_starts",
 ) {
   if (lines.length === 0) return;
-  const path = join(stateDir, "image_starts.rejected");
+  const path = join(stateDir, `${file}.rejected`);
   const stamp = new Date(io.now() * 1000).toISOString();
   const text = lines.map((r) => `# ${stamp} line ${r.lineNo}: ${r.reason}\n${r.line}\n`).join("");
   await Deno.writeTextFile(path, text, { append: true, create: true });
-  println(io.stderr, `ERROR ${lines.length} corrupt lines of image_starts moved to ${path}`);
+  println(io.stderr, `ERROR ${lines.length} corrupt lines of ${file} moved to ${path}`);
 }
 
 /** Sleeps `ms` unless `signal` aborts first. */
@@ -271,9 +314,12 @@ export async function record(
   try {
     const db = await loadUsageDb(join(opts.stateDir, "image_starts"));
     await keepRejected(opts.stateDir, db.rejected, io);
-    const rec = new Recorder(ctr, opts, io, db.entries);
+    const pulls = await loadPullDb(join(opts.stateDir, PULLS_FILE));
+    await keepRejected(opts.stateDir, pulls.rejected, io, PULLS_FILE);
+    const rec = new Recorder(ctr, opts, io, db.entries, pulls.entries);
     // Rewrite at once so the corrupt lines leave the DB (and are not rejected again next start).
-    if (db.rejected.length) await rec.flush(true);
+    if (pulls.rejected.length) rec.rewritePulls();
+    if (db.rejected.length || pulls.rejected.length) await rec.flush(db.rejected.length > 0);
     let flushing: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
       flushing = flushing.then(() => rec.tick());

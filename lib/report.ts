@@ -29,7 +29,10 @@ function detail(p: ImagePlan): string {
   if (p.reason === "in-use") return `in-use by ${p.containers?.join(",")}`;
   if (p.reason === "kept-by-pattern") return `kept-by-pattern ${p.pattern}`;
   if (p.reason === "recently-used") {
-    return `recently-used ${isoTime(Math.max(p.lastStart ?? 0, p.lastStop ?? 0))}`;
+    return `recently-used ${isoTime(Math.max(p.lastStart ?? 0, p.lastStop ?? 0, p.lastPull ?? 0))}`;
+  }
+  if (p.reason === "pinned" && p.pinnedRememberedSince !== undefined) {
+    return `pinned (remembered since ${isoTime(p.pinnedRememberedSince)})`;
   }
   return p.reason;
 }
@@ -63,6 +66,10 @@ export interface PlanDocumentInput {
     keep: readonly string[];
     namespaces: readonly string[];
     budget: Budget | null;
+    /** --keep-latest (0: off). */
+    keepLatest?: number;
+    /** --pin-memory in seconds. */
+    pinMemorySeconds?: number;
   };
   images: ImagePlan[];
   outcome: PruneOutcome | null;
@@ -79,10 +86,12 @@ export function planDocument(input: PlanDocumentInput): unknown {
     ageText: p.ageText,
     lastStart: p.lastStart,
     lastStop: p.lastStop,
+    lastPull: p.lastPull ?? null,
     decision: p.decision,
     reason: p.reason,
     containers: p.containers ?? null,
     pattern: p.pattern ?? null,
+    pinnedRememberedSince: p.pinnedRememberedSince ?? null,
     lruRank: p.lruRank ?? null,
     budgetNeeded: p.budgetNeeded ?? null,
   }));
@@ -117,6 +126,7 @@ const KEEP_REASONS: Reason[] = [
   "in-use",
   "pinned",
   "kept-by-pattern",
+  "kept-latest",
   "recently-used",
   "too-young",
   "used-during-double-check",

@@ -37,7 +37,7 @@ const POD = {
 
 /** A node: a running pod container, a stopped pod container, a stopped plain one, a fresh and an
  * old task-less one, a dockerd one without image, and a stopped one with no labels at all. */
-function node(removed: Set<string>) {
+function node(removed: Set<string>, cri: Set<string> = new Set()) {
   const all: [string, string][] = [
     ["k-run", "nginx:1"],
     ["k-stopped", "nginx:1"],
@@ -51,7 +51,10 @@ function node(removed: Set<string>) {
     const cmd = args.slice(2).join(" ");
     if (cmd === "container ls") return ok(containerLs(all.filter(([id]) => !removed.has(id))));
     if (cmd === 'container ls labels."io.kubernetes.pod.name"') {
-      return ok(containerLs(all.filter(([id]) => id.startsWith("k-"))));
+      return ok(containerLs(all.filter(([id]) => id.startsWith("k-") && !removed.has(id))));
+    }
+    if (cmd === 'container ls labels."io.cri-containerd.kind"') {
+      return ok(containerLs(all.filter(([id]) => cri.has(id) && !removed.has(id))));
     }
     if (cmd === "task ls") {
       return ok(table(["TASK", "PID", "STATUS"], [
@@ -150,5 +153,41 @@ Deno.test("pruneContent() retries once on the transient not-found error", async 
     const r = await pruneContent(ctr, "default");
     assert.equal(tries, 1);
     assert.match(r.error!, /permission denied/);
+  });
+});
+
+Deno.test("cleanupContainers() leaves kubelet's (CRI) containers alone unless asked", async (t) => {
+  const cri = new Set(["k-run", "k-stopped", "k-nolabels"]);
+  await t.step("default: kept as managed by kubelet, never inspected", async () => {
+    const removed = new Set<string>();
+    const ctr = node(removed, cri);
+    const r = await cleanupContainers(ctr, "default", NOW);
+    assert.deepEqual([...removed].sort(), ["old", "plain-stopped"]);
+    assert.deepEqual(
+      r.kept.map((c) => `${c.id}: ${c.why}`).sort(),
+      [
+        "fresh: created recently, may be about to start",
+        "k-nolabels: managed by kubelet",
+        "k-run: managed by kubelet",
+        "k-stopped: managed by kubelet",
+      ],
+    );
+    const inspected = ctr.runs.filter((a) => a[3] === "info").map((a) => a[4]).sort();
+    assert.deepEqual(inspected, ["fresh", "old"]);
+  });
+  await t.step("kubelet: true: removed like any other stopped container", async () => {
+    const removed = new Set<string>();
+    const ctr = node(removed, cri);
+    const r = await cleanupContainers(ctr, "default", NOW, { kubelet: true });
+    assert.deepEqual([...removed].sort(), ["k-stopped", "old", "plain-stopped"]);
+    assert.deepEqual(r.kept.map((c) => `${c.id}: ${c.why}`).sort(), [
+      "fresh: created recently, may be about to start",
+      "k-run: running",
+    ]);
+    assert.equal(
+      ctr.runs.filter((a) => a.includes('labels."io.cri-containerd.kind"')).length,
+      0,
+      "no need to list CRI containers",
+    );
   });
 });

@@ -441,11 +441,16 @@ Deno.test("Recorder follows a real ctr 1.6 container life without spawning ctr",
   assert.equal(ctr.spawned, 0);
   assert.equal(io.stderr.text, "");
   assert.deepEqual(said(io), [
+    `P ${t} default ${ref}`,
+    `P ${t} default ${ref}-alias`,
+    `P ${t} default ${ref}`,
     `C ${t} default ${ref}`,
     `T ${t} default ${ref}`,
     `t ${t} default ${ref}`,
   ]);
   assert.deepEqual([...rec.entries], [[`default ${ref}`, { start: t, stop: t }]]);
+  // /images/create and /images/update are pulls (uses of the ref); /images/delete is not.
+  assert.deepEqual([...rec.pulls].sort(), [[`default ${ref}`, t], [`default ${ref}-alias`, t]]);
   const topics = io.stdout.lines.filter((l) => l.startsWith("D "))
     .map((l) => /'(.*)'/.exec(l)?.[1]);
   assert.deepEqual(topics, [
