@@ -149,6 +149,37 @@ export async function recorderCheck(stateDir: string): Promise<Check> {
     : { name: "recorder", status: "ok", detail: `running (${holder})` };
 }
 
+/** The socket of k3s's and RKE2's embedded containerd. */
+export const K3S_SOCKET = "/run/k3s/containerd/containerd.sock";
+
+/**
+ * When containerd does not answer at ctr's default socket: whether k3s's or RKE2's does, asked
+ * through ctr (ctre may not read outside its state dir, so it never looks at the path itself).
+ * Says which flag to use.
+ */
+export async function k3sSocketCheck(ctr: Ctr): Promise<Check> {
+  const name = "k3s/RKE2 socket";
+  let r;
+  try {
+    r = await ctr.run(["--address", K3S_SOCKET, "--connect-timeout", "2s", "version"]);
+  } catch (e) {
+    return { name, status: "info", detail: `cannot ask ${K3S_SOCKET}: ${errorText(e)}` };
+  }
+  if (r.code !== 0) {
+    return { name, status: "info", detail: `no containerd answers at ${K3S_SOCKET} either` };
+  }
+  const server = /Server:[\s\S]*?Version:\s*(\S+)/.exec(r.stdout)?.[1];
+  return {
+    name,
+    status: "warn",
+    detail:
+      `containerd${
+        server ? ` ${server}` : ""
+      } answers at ${K3S_SOCKET} (k3s or RKE2): run ctre with ` +
+      `--address ${K3S_SOCKET} (e.g. CTRE_ARGS="--address ${K3S_SOCKET}" in /etc/default/ctre)`,
+  };
+}
+
 /** Runs every check. */
 export async function diagnose(
   ctr: Ctr,
@@ -156,9 +187,12 @@ export async function diagnose(
   address: string | undefined,
   now: number,
 ): Promise<Check[]> {
+  const containerd = await ctrChecks(ctr, address);
+  const unreachable = containerd.some((c) => c.name === "containerd" && c.status === "fail");
   return [
     ...await permissions(stateDir),
-    ...await ctrChecks(ctr, address),
+    ...containerd,
+    ...(address === undefined && unreachable ? [await k3sSocketCheck(ctr)] : []),
     ...await stateChecks(stateDir, now),
   ];
 }

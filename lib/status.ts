@@ -8,8 +8,10 @@ import { join } from "node:path";
 import { recorderCheck } from "./doctor.ts";
 import { type Io, println } from "./io.ts";
 import { alignColumns, isoTime } from "./text.ts";
-import { lastUse, loadUsageDb } from "./usage_db.ts";
+import { lastUse, loadUsageDb, type Usage } from "./usage_db.ts";
 import { permissionHint } from "./usage_db.ts";
+import { loadPullDb, PULLS_FILE } from "./pull_db.ts";
+import { loadPinMemory, PINS_FILE } from "./pin_memory.ts";
 
 /** A duration in the largest whole unit: `3d`, `5h`, `12m`, `40s`. */
 export function shortAge(seconds: number): string {
@@ -24,6 +26,9 @@ export function shortAge(seconds: number): string {
 export async function status(stateDir: string, json: boolean, io: Io): Promise<number> {
   const path = join(stateDir, "image_starts");
   const db = await loadUsageDb(path);
+  const pullsPath = join(stateDir, PULLS_FILE);
+  const pinsPath = join(stateDir, PINS_FILE);
+  const [pulls, pins] = await Promise.all([loadPullDb(pullsPath), loadPinMemory(pinsPath)]);
   let written: number | null = null;
   try {
     written = ((await Deno.stat(path)).mtime?.getTime() ?? NaN) / 1000;
@@ -33,16 +38,30 @@ export async function status(stateDir: string, json: boolean, io: Io): Promise<n
   }
   const recorder = await recorderCheck(stateDir);
   const now = io.now();
-  const rows = [...db.entries].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([key, u]) => {
+  // One row per (namespace, ref) of the usage DB or the pulls file.
+  const keys = [...new Set([...db.entries.keys(), ...pulls.entries.keys()])].sort();
+  const rows = keys.map((key) => {
     const space = key.indexOf(" ");
+    const u: Usage | undefined = db.entries.get(key);
+    const pull = pulls.entries.get(key) ?? null;
     return {
       namespace: key.slice(0, space),
       ref: key.slice(space + 1),
-      lastStart: u.start,
-      lastStop: u.stop,
-      ageSeconds: Math.max(0, Math.round(now - lastUse(u))),
+      lastStart: u?.start ?? null,
+      lastStop: u?.stop ?? null,
+      lastPull: pull,
+      ageSeconds: Math.max(0, Math.round(now - Math.max(u ? lastUse(u) : 0, pull ?? 0))),
     };
   });
+  const pinned = [...pins.entries.values()]
+    .sort((a, b) => a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : a.ref < b.ref ? -1 : 1)
+    .map((e) => ({
+      namespace: e.ns,
+      ref: e.ref,
+      digest: e.digest,
+      firstSeen: e.firstSeen,
+      lastSeen: e.lastSeen,
+    }));
   if (json) {
     println(
       io.stdout,
@@ -54,6 +73,11 @@ export async function status(stateDir: string, json: boolean, io: Io): Promise<n
           recorder: recorder.detail,
           entries: rows,
           rejected: db.rejected,
+          pulls: pullsPath,
+          pullsRejected: pulls.rejected,
+          pinnedFile: pinsPath,
+          pinned,
+          pinnedRejected: pins.rejected,
         },
         null,
         2,
@@ -62,26 +86,55 @@ export async function status(stateDir: string, json: boolean, io: Io): Promise<n
     return 0;
   }
   const table = [
-    ["NAMESPACE", "REF", "LAST START", "LAST STOP", "AGE"],
-    ...rows.map((
-      r,
-    ) => [r.namespace, r.ref, isoTime(r.lastStart), isoTime(r.lastStop), shortAge(r.ageSeconds)]),
+    ["NAMESPACE", "REF", "LAST START", "LAST STOP", "LAST PULL", "AGE"],
+    ...rows.map((r) => [
+      r.namespace,
+      r.ref,
+      isoTime(r.lastStart),
+      isoTime(r.lastStop),
+      isoTime(r.lastPull),
+      shortAge(r.ageSeconds),
+    ]),
   ];
   for (const line of alignColumns(table)) println(io.stdout, line);
   println(io.stdout);
   println(
     io.stdout,
-    `${path}: ${rows.length} entries, ` +
+    `${path}: ${db.entries.size} entries, ` +
       (written === null
         ? "never written"
         : `last written ${isoTime(written)} (${shortAge(now - written)} ago)`),
   );
+  println(io.stdout, `${pullsPath}: ${pulls.entries.size} pulls`);
   println(io.stdout, `Recorder: ${recorder.detail}`);
-  for (const r of db.rejected) {
-    println(
-      io.stderr,
-      `Warning: line ${r.lineNo} of ${path} is corrupt (${r.reason}): "${r.line}"`,
-    );
+  if (pinned.length > 0) {
+    println(io.stdout);
+    println(io.stdout, `Remembered as pinned (${pinsPath}; prune keeps them for --pin-memory):`);
+    const pinTable = [
+      ["NAMESPACE", "REF", "DIGEST", "FIRST SEEN PINNED", "LAST SEEN PINNED"],
+      ...pinned.map((p) => [
+        p.namespace,
+        p.ref,
+        p.digest.slice(0, 19),
+        isoTime(p.firstSeen),
+        isoTime(p.lastSeen),
+      ]),
+    ];
+    for (const line of alignColumns(pinTable)) println(io.stdout, line);
+  }
+  for (
+    const [file, rejected] of [
+      [path, db.rejected],
+      [pullsPath, pulls.rejected],
+      [pinsPath, pins.rejected],
+    ] as const
+  ) {
+    for (const r of rejected) {
+      println(
+        io.stderr,
+        `Warning: line ${r.lineNo} of ${file} is corrupt (${r.reason}): "${r.line}"`,
+      );
+    }
   }
   return 0;
 }

@@ -38,9 +38,9 @@ Deno.test("ctre status shows the usage DB, its last write and whether the record
       const r = await runCtre(["status"], { stateDir });
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.split("\n");
-      assert.match(lines[0]!, /^NAMESPACE\s+REF\s+LAST START\s+LAST STOP\s+AGE$/);
-      assert.match(lines[1]!, /^default\s+docker\.io\/library\/b:2\s+\S+Z\s+-\s+1m$/);
-      assert.match(lines[2]!, /^k8s\.io\s+docker\.io\/library\/a:1\s+\S+Z\s+\S+Z\s+1h$/);
+      assert.match(lines[0]!, /^NAMESPACE\s+REF\s+LAST START\s+LAST STOP\s+LAST PULL\s+AGE$/);
+      assert.match(lines[1]!, /^default\s+docker\.io\/library\/b:2\s+\S+Z\s+-\s+-\s+1m$/);
+      assert.match(lines[2]!, /^k8s\.io\s+docker\.io\/library\/a:1\s+\S+Z\s+\S+Z\s+-\s+1h$/);
       assert.match(r.stdout, /2 entries, last written .* ago/);
       assert.match(r.stdout, new RegExp(`Recorder: running \\(pid ${Deno.pid} `));
       assert.match(r.stderr, /line 3 .* is corrupt/);
