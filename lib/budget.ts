@@ -31,14 +31,15 @@ export interface Gauge {
 }
 
 /**
- * Least recently used first: never-used images before used ones, older use before newer;
- * among equals, older content first, then by namespace and ref for a stable order.
+ * Least recently used first: never-used images before used ones, older use (start, stop or
+ * pull) before newer; among equals, older content first, then by namespace and ref for a stable
+ * order.
  */
 export function lruOrder(images: ImagePlan[]): ImagePlan[] {
   const lastUse = (p: ImagePlan) =>
-    p.lastStart === null && p.lastStop === null
+    p.lastStart === null && p.lastStop === null && (p.lastPull ?? null) === null
       ? -Infinity
-      : Math.max(p.lastStart ?? 0, p.lastStop ?? 0);
+      : Math.max(p.lastStart ?? 0, p.lastStop ?? 0, p.lastPull ?? 0);
   return [...images].sort((a, b) =>
     lastUse(a) - lastUse(b) ||
     (b.ageSeconds ?? 0) - (a.ageSeconds ?? 0) ||

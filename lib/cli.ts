@@ -76,8 +76,9 @@ Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`;
 export const RECORD_USAGE = `Usage: ctre record-image-starts [options]
 
 Follows "ctr event" and records, per namespace and image ref, when a container last started
-and stopped, in <state-dir>/image_starts. Reconnects when containerd restarts. Stops on
-SIGTERM or SIGINT after writing the DB.
+and stopped, in <state-dir>/image_starts, and when the ref was last pulled (created or
+updated), in <state-dir>/image_pulls. Reconnects when containerd restarts. Stops on SIGTERM or
+SIGINT after writing the DB.
 
 Options:
   -q, --quiet                Print only errors
