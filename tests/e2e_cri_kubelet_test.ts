@@ -9,7 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliOptions, runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
+import { type CliOptions, ctreArgs, runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
+import { ctrWrapper } from "./support/ctr_wrapper.ts";
 import { CRI_NAMESPACE, CriError, type CriNode, withCri } from "./support/cri.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -257,15 +258,35 @@ criTest(
     // kubelet restarting a crashed container: the old one goes, a new one comes seconds later.
     await node.stopContainer(first);
     await node.removeContainer(first);
-    const child = spawnCtre([...FORCE_NOW.slice(0, -1), "8s"], {
-      address: node.containerd.address,
-      stateDir,
-    });
-    const output = child.output();
-    await sleep(3000); // ctre started and planned at least once without any container of a:1
+    // ctre's ctr calls are logged (tests/support/ctr_wrapper.ts): one `container ls` of k8s.io
+    // per planning pass.
+    const wrapper = await ctrWrapper({ address: node.containerd.address });
+    const passes = async () =>
+      (await wrapper.calls()).filter((l) => / -n k8s\.io container ls$/.test(l)).length;
+    const output = new Deno.Command(Deno.execPath(), {
+      args: ctreArgs([...FORCE_NOW.slice(0, -1), "10s"], {
+        address: node.containerd.address,
+        stateDir,
+      }),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", PATH: `${wrapper.dir}:${Deno.env.get("PATH") ?? ""}` },
+    }).output();
+    // Two passes saw no container of a:1 (it was prunable in them) ...
+    const deadline = Date.now() + 8000;
+    while (await passes() < 2) {
+      assert.ok(Date.now() < deadline, "ctre did not plan twice within 8 s");
+      await sleep(100);
+    }
+    const before = await passes();
+    // ... then kubelet's new container comes.
     const second = await node.createContainer(pod, "app", a.ref, undefined, 1);
     await node.startContainer(second);
     const out = await output;
+    const after = await passes();
+    await wrapper.cleanup();
+    assert.ok(after > before, `a pass after the re-creation (${before} then ${after})`);
     const stdout = new TextDecoder().decode(out.stdout);
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     const doc = JSON.parse(stdout) as Doc;
