@@ -27,6 +27,7 @@ import { planDocument, planTable } from "../lib/report.ts";
 import { isoTime } from "../lib/text.ts";
 import { type Usage, usageKey } from "../lib/usage_db.ts";
 import { fail, FakeCtr, ok } from "./fake_ctr.ts";
+import { runCtre, tempStateDir } from "./support/cli.ts";
 import { FakeIo } from "./fake_io.ts";
 
 const DAY = 86400;
@@ -445,5 +446,53 @@ Deno.test("diagnose() probes the k3s socket only without --address and when cont
     assert.ok(!(await diagnose(up, dir, undefined, NOW)).some((c) => c.name === "k3s/RKE2 socket"));
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ctre status shows last pulls beside starts and stops, and the remembered pins", async () => {
+  const stateDir = await tempStateDir();
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    await Deno.writeTextFile(
+      join(stateDir, "image_starts"),
+      `${now - 7200} ---------- k8s.io r/a:1\n`,
+    );
+    await Deno.writeTextFile(
+      join(stateDir, "image_pulls"),
+      `${now - 60} k8s.io r/a:1\n${now - 120} k8s.io r/pulled-only:1\nbad\n`,
+    );
+    await Deno.writeTextFile(
+      join(stateDir, "pinned"),
+      `${now - 3 * DAY} ${now - DAY} k8s.io ${digest("p")} ${PAUSE}\n`,
+    );
+    const json = await runCtre(["status", "--json"], { stateDir });
+    assert.equal(json.code, 0, json.stderr);
+    const doc = JSON.parse(json.stdout);
+    assert.deepEqual(
+      doc.entries.map((e: Record<string, unknown>) => [e.ref, e.lastStart, e.lastPull]),
+      [["r/a:1", now - 7200, now - 60], ["r/pulled-only:1", null, now - 120]],
+    );
+    assert.ok(doc.entries[0].ageSeconds < 100, "age counts the pull");
+    assert.deepEqual(doc.pinned, [{
+      namespace: NS,
+      ref: PAUSE,
+      digest: digest("p"),
+      firstSeen: now - 3 * DAY,
+      lastSeen: now - DAY,
+    }]);
+    assert.equal(doc.pullsRejected.length, 1);
+    const table = await runCtre(["status"], { stateDir });
+    const lines = table.stdout.split("\n");
+    assert.match(lines[0]!, /^NAMESPACE\s+REF\s+LAST START\s+LAST STOP\s+LAST PULL\s+AGE$/);
+    assert.match(lines[1]!, /^k8s\.io\s+r\/a:1\s+\S+Z\s+-\s+\S+Z\s+1m$/);
+    assert.match(lines[2]!, /^k8s\.io\s+r\/pulled-only:1\s+-\s+-\s+\S+Z\s+2m$/);
+    assert.match(table.stdout, /image_pulls: 2 pulls/);
+    assert.match(
+      table.stdout,
+      /Remembered as pinned .*\n.*FIRST SEEN PINNED.*\nk8s\.io\s+registry\.k8s\.io\/pause:3\.9/,
+    );
+    assert.match(table.stderr, /line 3 of .*image_pulls is corrupt/);
+  } finally {
+    await Deno.remove(stateDir, { recursive: true });
   }
 });
