@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CliOptions, ctreArgs, runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
 import { ctrWrapper } from "./support/ctr_wrapper.ts";
-import { CRI_NAMESPACE, CriError, type CriNode, withCri } from "./support/cri.ts";
+import { CRI_NAMESPACE, type CriNode, withCri } from "./support/cri.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A forced prune of k8s.io that does not wait: no age limit, no double check. */
@@ -363,6 +363,3 @@ criTest(
     assert.equal((await node.imageStatus(pushed[0]!.ref)).image, null);
   },
 );
-
-// CriError is re-exported for readers of the notes: NOT_FOUND is code 5.
-void CriError;
