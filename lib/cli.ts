@@ -12,6 +12,7 @@ import type { Budget } from "./budget.ts";
 /** Where containerd keeps its content and snapshots by default (for --min-free). */
 export const DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd";
 import type { PruneOptions } from "./prune.ts";
+import type { Schedule } from "./schedule.ts";
 
 export const USAGE = `Usage: ctre <command> [options]
 
@@ -59,6 +60,9 @@ Options:
       --min-free PERCENT     Disk-pressure mode: the same, until the filesystem of --root has
                              PERCENT free (needs --allow-sys=statfs --allow-read=<root>)
       --root DIR             containerd's root for --min-free (default /var/lib/containerd)
+      --every DURATION       Repeat: one run, then sleep DURATION and run again, until SIGTERM
+                             or SIGINT (between runs: exits at once; during one: after it)
+      --jitter DURATION      With --every: sleep DURATION ± this, at random (default 0)
   -v, --verbose              Also print every image with its decision and reason as a table
   -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
       --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
@@ -120,7 +124,14 @@ export interface RecordOptions {
 export type Command =
   | { kind: "help"; text: string }
   | { kind: "version" }
-  | { kind: "prune"; address?: string; prune: PruneOptions; keepFile?: string }
+  | {
+    kind: "prune";
+    address?: string;
+    prune: PruneOptions;
+    keepFile?: string;
+    /** --every/--jitter: repeat the run; null for one run. */
+    schedule: Schedule | null;
+  }
   | { kind: "record"; address?: string; record: RecordOptions }
   | { kind: "doctor"; address?: string; stateDir: string; json: boolean }
   | { kind: "status"; stateDir: string; json: boolean };
@@ -178,6 +189,27 @@ function budgetOf(
   return { kind: "min-free", percent, root: root ?? DEFAULT_CONTAINERD_ROOT };
 }
 
+function scheduleOf(
+  every: string | undefined,
+  jitter: string | undefined,
+  unattended: boolean,
+): Schedule | null {
+  if (every === undefined) {
+    if (jitter !== undefined) throw new UsageError("--jitter needs --every");
+    return null;
+  }
+  if (!unattended) {
+    throw new UsageError("--every needs --force or --dry-run (a repeating prune cannot ask)");
+  }
+  const s = {
+    every: parseDuration(every, "every"),
+    jitter: parseDuration(jitter ?? "0", "jitter"),
+  };
+  if (s.every <= 0) throw new UsageError("--every must be more than 0");
+  if (s.jitter > s.every) throw new UsageError("--jitter must not be more than --every");
+  return s;
+}
+
 /** Parses the arguments after the program name. Throws UsageError. */
 export function parseCommand(argv: string[]): Command {
   const [command, ...rest] = argv;
@@ -204,12 +236,15 @@ export function parseCommand(argv: string[]): Command {
       "max-store-size": { type: "string" },
       "min-free": { type: "string" },
       root: { type: "string" },
+      every: { type: "string" },
+      jitter: { type: "string" },
     });
     if (v.help) return { kind: "help", text: PRUNE_USAGE };
     if (v.force && v["dry-run"]) throw new UsageError("Use either --force or --dry-run, not both");
     if (v.json && !v.force && !v["dry-run"]) {
       throw new UsageError("--json needs --dry-run or --force (it cannot ask)");
     }
+    const schedule = scheduleOf(v.every, v.jitter, Boolean(v.force || v["dry-run"]));
     const prune: PruneOptions = {
       mode: v["dry-run"] ? "dry-run" : v.force ? "force" : "ask",
       minAge: parseDuration(v["min-age"] ?? "14d", "min-age"),
@@ -228,6 +263,7 @@ export function parseCommand(argv: string[]): Command {
     return {
       kind: "prune",
       prune,
+      schedule,
       ...optionalString("address", v.address),
       ...(v["keep-file"] === undefined ? {} : { keepFile: v["keep-file"] }),
     };

@@ -156,6 +156,14 @@ export function pruneFamilies(
       "Image refs the last prune failed to remove.",
       outcome?.failed.length ?? 0,
     ),
+    // Known only when the run measured it (a forced run); absent rather than a false 0.
+    ...(outcome?.contentBytesAfter == null ? [] : [
+      gauge(
+        "ctre_prune_content_store_bytes",
+        "Content store size after the last prune (ctr content ls, each digest once).",
+        outcome.contentBytesAfter,
+      ),
+    ]),
     {
       name: "ctre_prune_images_kept",
       help: "Images kept by the last prune, by reason.",

@@ -146,6 +146,7 @@ Deno.test({
       assert.equal(series.get('ctre_prune_images_kept{reason="in-use"}'), 1);
       assert.equal(series.get("ctre_prune_success"), 1);
       assert.ok((series.get("ctre_prune_reclaimed_bytes") ?? 0) > 0);
+      assert.ok((series.get("ctre_prune_content_store_bytes") ?? 0) > 0, text);
       assert.equal(await promtool(text) ?? "", "");
 
       // The recorder adds its families to the same file.
