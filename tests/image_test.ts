@@ -217,6 +217,28 @@ Deno.test("the image holds ctre, ctr, their libraries and nothing else; entrypoi
   assert.ok(paths.some((p) => p.includes("ld-linux")), "the glibc loader");
 });
 
+Deno.test("with a deno compile output, the image holds it instead of Deno and the sources", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ctre-image-" });
+  try {
+    // A small dynamically linked stand-in: deno compile cannot run here (it downloads denort).
+    const info = await buildImage({
+      output: join(dir, "ctre-image.tar"),
+      ctr: await debianCtr(),
+      compiled: "/bin/true",
+    });
+    assert.deepEqual(info.entrypoint, ["/usr/bin/ctre"]);
+    assert.deepEqual((await imageConfig(join(dir, "ctre-image.tar"))).config.Entrypoint, [
+      "/usr/bin/ctre",
+    ]);
+    const paths = info.files.map((f) => f.path);
+    assert.ok(paths.includes("/usr/bin/ctre") && paths.includes("/usr/bin/ctr"));
+    assert.ok(!paths.some((p) => p.startsWith("/app/") || p === "/usr/bin/deno"), paths.join(" "));
+    assert.ok(paths.some((p) => p.includes("ld-linux")), "the loader");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "the image under ctr run (read-only root, no capabilities): same dry run as the host, " +
     "records host containers, --every repeats and stops on SIGTERM",
