@@ -67,12 +67,23 @@ async function run(argv: string[]): Promise<number> {
     }
     case "record": {
       const { record } = await import("./lib/recorder.ts");
-      return await untilSignal((stop) => record(systemCtr(cmd.address), cmd.record, io, stop));
+      const stop = new AbortController();
+      const signals = ["SIGTERM", "SIGINT"] as const;
+      const onSignal = () => stop.abort();
+      for (const s of signals) Deno.addSignalListener(s, onSignal);
+      try {
+        return await record(systemCtr(cmd.address), cmd.record, io, stop.signal);
+      } finally {
+        for (const s of signals) Deno.removeSignalListener(s, onSignal);
+      }
     }
   }
 }
 
-/** Runs `work` with a signal that SIGTERM or SIGINT aborts (instead of killing the process). */
+/**
+ * Runs `work` with a signal that SIGTERM or SIGINT aborts instead of killing the process (as the
+ * recorder's case above does).
+ */
 async function untilSignal(work: (stop: AbortSignal) => Promise<number>): Promise<number> {
   const stop = new AbortController();
   const signals = ["SIGTERM", "SIGINT"] as const;
