@@ -127,6 +127,29 @@ class InContainer {
     }
   }
 
+  /**
+   * Waits until the container has a second process: ctre started a ctr, so it is in a run (and
+   * listens for SIGTERM: it does before its first run).
+   */
+  async waitForChild(timeoutMs = 60_000): Promise<void> {
+    const path = this.c.cgroupPath(NS, this.id);
+    const candidates = [`/sys/fs/cgroup/pids${path}`, `/sys/fs/cgroup${path}`];
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      for (const dir of candidates) {
+        const out = await new Deno.Command("cat", {
+          args: [`${dir}/cgroup.procs`],
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+        const pids = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "");
+        if (pids.length >= 2) return;
+      }
+      if (this.exited || Date.now() > end) throw new Error(`no ctr in ${this.id}\n${this.output}`);
+      await sleep(50);
+    }
+  }
+
   /** SIGTERM to the container's process (ctre is pid 1 there). */
   async terminate(): Promise<void> {
     await this.c.ctrOk(["-n", NS, "task", "kill", "--signal", "SIGTERM", this.id]);
@@ -360,11 +383,13 @@ Deno.test({
           "-n",
           "default",
         ]);
-        // Mid double-check (a run lists only at its end). Not sooner: a SIGTERM before ctre
-        // listens for it would be ignored (pid 1 of a container has no default action).
-        await sleep(4000);
+        // In the run (it lists only at its end): a ctr of the double check is running. Not
+        // sooner: a SIGTERM before ctre listens would be ignored (pid 1 has no default action).
+        await every.waitForChild();
+        const signalled = Date.now();
         await every.terminate();
         assert.equal(await every.exit(30_000), 0, every.output);
+        assert.ok(Date.now() - signalled > 1000, "it finished the double check first");
         assert.match(every.stdout, /^default docker\.io\/library\/late:1$/m, "the run completed");
         assert.match(every.stderr, /^ctre: run 1 ended with exit code 0; stopping$/m);
         assert.doesNotMatch(every.stderr, /run 2/);
