@@ -235,18 +235,32 @@ export async function buildImage(opts: ImageOptions): Promise<ImageInfo> {
   };
 }
 
-/** Fetches (or finds cached) the Debian containerd package; returns its ctr. */
-export async function debianCtr(): Promise<string> {
-  const override = Deno.env.get("CTRE_IMAGE_CTR");
-  const [suite, pkg] = override ? override.split(/\s+/) : CTR_PACKAGE;
-  if (!suite || !pkg) throw new Error(`CTRE_IMAGE_CTR must be "SUITE PACKAGE=VERSION"`);
+async function debianPkg(suite: string, pkg: string): Promise<string | null> {
   const out = await new Deno.Command("bash", {
     args: [join(ROOT, "scripts/debian_pkg.sh"), suite, pkg],
     stdout: "piped",
     stderr: "inherit",
   }).output();
-  if (out.code !== 0) throw new Error(`scripts/debian_pkg.sh ${suite} ${pkg} failed`);
-  return `${new TextDecoder().decode(out.stdout).trim()}/usr/bin/ctr`;
+  return out.code === 0 ? new TextDecoder().decode(out.stdout).trim() : null;
+}
+
+/**
+ * Fetches (or finds cached) the Debian containerd package; returns its ctr. Debian keeps only a
+ * suite's current version: when a point release replaced the pinned one, it takes the suite's
+ * current containerd and says so.
+ */
+export async function debianCtr(): Promise<string> {
+  const override = Deno.env.get("CTRE_IMAGE_CTR");
+  const [suite, pkg] = override ? override.split(/\s+/) : CTR_PACKAGE;
+  if (!suite || !pkg) throw new Error(`CTRE_IMAGE_CTR must be "SUITE PACKAGE=VERSION"`);
+  let dir = await debianPkg(suite, pkg);
+  const name = pkg.split("=")[0]!;
+  if (dir === null && override === undefined && name !== pkg) {
+    console.error(`${pkg} is no longer in ${suite}: taking its current ${name}`);
+    dir = await debianPkg(suite, name);
+  }
+  if (dir === null) throw new Error(`scripts/debian_pkg.sh ${suite} ${pkg} failed`);
+  return `${dir}/usr/bin/ctr`;
 }
 
 /** `dist/ctre-<arch>-linux` when `deno compile` built it for this machine. */
