@@ -132,7 +132,7 @@ Deno.test("the DaemonSet: mounts, security context, image, canary selector, ctre
       capabilities: { drop: ["ALL"] },
     }, c.name);
     assert.deepEqual(c.volumeMounts, [
-      { name: "containerd-socket", mountPath: SOCKET },
+      { name: "containerd-socket", mountPath: SOCKET, readOnly: true },
       { name: "state", mountPath: DEFAULT_STATE_DIR },
     ], c.name);
     for (const kind of ["requests", "limits"]) {

@@ -1,7 +1,7 @@
 /**
  * The release image (`deno task image`, scripts/image.ts), imported into a private real
  * containerd and started with `ctr run` the way the DaemonSet runs it: read-only root, every
- * capability dropped, only containerd's socket and the state dir bind-mounted.
+ * capability dropped, only containerd's socket (read-only) and the state dir bind-mounted.
  *
  * - `ctre prune --dry-run` inside lists exactly what the same command lists on the host;
  * - the recorder inside records a container started on the host;
@@ -84,7 +84,7 @@ class InContainer {
         "--cgroup",
         c.cgroupPath(NS, id),
         "--mount",
-        `type=bind,src=${c.address},dst=${SOCKET},options=rbind:rw`,
+        `type=bind,src=${c.address},dst=${SOCKET},options=rbind:ro`,
         "--mount",
         `type=bind,src=${stateDir},dst=/var/spool/ctre,options=rbind:rw`,
         IMAGE_REF,

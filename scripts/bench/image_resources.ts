@@ -78,7 +78,7 @@ function runArgs(c: TestContainerd, id: string, stateDir: string, detach: boolea
     "--cgroup",
     c.cgroupPath(NS, id),
     "--mount",
-    `type=bind,src=${c.address},dst=${SOCKET},options=rbind:rw`,
+    `type=bind,src=${c.address},dst=${SOCKET},options=rbind:ro`,
     "--mount",
     `type=bind,src=${stateDir},dst=/var/spool/ctre,options=rbind:rw`,
     IMAGE_REF,
