@@ -362,7 +362,10 @@ try {
   await reimport();
   const rmJob = JSON.stringify({
     address: c.address,
-    sets: [...removal].map(([ns, set]) => ({ ns, refs: set.map((i) => i.refs[0]!) })),
+    sets: [...removal].map(([ns, set]) => ({
+      ns,
+      refs: set.map((i) => ({ ref: i.refs[0]!, digest: i.digest })),
+    })),
   });
   const rmCtreM = await measure(DENO, ["run", "--allow-run=ctr", DRIVER, "remove"], counted, {
     stdin: rmJob,

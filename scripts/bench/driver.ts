@@ -3,7 +3,8 @@
  * Runs one step of ctre in its own process, for the benchmark, exactly as prune runs it:
  *
  * - `remove`: lib/removal.ts removeImages per namespace, the namespaces at once (prune's
- *   removeBatch).
+ *   removeBatch), each chunk's refs re-read with `ctr image ls name==…` right before its
+ *   `ctr image rm`, as prune does.
  * - `cleanup`: lib/cleanup.ts cleanupContainers per namespace, one after the other (prune's
  *   container clean-up).
  *
@@ -11,7 +12,7 @@
  * the ctr processes it started (`Ctr.spawned`), its own CPU during the step and in all, its
  * peak RSS (getrusage of this process only, no ctr), and the outcome. Needs only --allow-run=ctr.
  *
- *   echo '{"address": "...", "sets": [{"ns": "default", "refs": ["..."]}]}' |
+ *   echo '{"address": "...", "sets": [{"ns": "default", "refs": [{"ref": "...", "digest": "..."}]}]}' |
  *     deno run --allow-run=ctr scripts/bench/driver.ts remove
  *
  * @module
@@ -23,7 +24,7 @@ import { removeImages } from "../../lib/removal.ts";
 
 interface RemoveJob {
   address: string;
-  sets: { ns: string; refs: string[] }[];
+  sets: { ns: string; refs: { ref: string; digest: string }[] }[];
 }
 
 interface CleanupJob {

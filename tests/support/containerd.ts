@@ -522,19 +522,29 @@ export class TestContainerd {
 
   /**
    * Builds a busybox image offline (see oci_image.ts), imports it into `ns` as `ref` (unpacked
-   * into the snapshotter), tags it with `extraRefs`, and returns its target (manifest) digest.
+   * into the snapshotter unless `opts.unpack` is false: `--no-unpack`, so its layer blobs are
+   * its only copy), tags it with `extraRefs`, and returns its target (manifest) digest.
+   * `opts.layers: 2` builds a two-layer image.
    */
   async importImage(
     ns: string,
     ref: string,
     variant: string,
     extraRefs: string[] = [],
+    opts: { unpack?: boolean; layers?: 1 | 2 } = {},
   ): Promise<string> {
-    const image = await buildOciImage(ref, variant);
+    const image = await buildOciImage(ref, variant, opts.layers ? { layers: opts.layers } : {});
     const tar = `${this.dir}/import-${++this.#imports}.tar`;
     await Deno.writeFile(tar, image.tar);
     try {
-      await this.ctrOk(["-n", ns, "image", "import", tar]);
+      await this.ctrOk([
+        "-n",
+        ns,
+        "image",
+        "import",
+        ...(opts.unpack === false ? ["--no-unpack"] : []),
+        tar,
+      ]);
     } finally {
       await Deno.remove(tar).catch(() => {});
     }
@@ -548,6 +558,14 @@ export class TestContainerd {
       await this.ctrOk(["-n", ns, "image", "tag", ref, ...extraRefs]);
     }
     return image.manifest.digest;
+  }
+
+  /**
+   * Runs `true` in a throw-away container from `ref` (`ctr run --rm`), unpacking the image first
+   * if it is not. Throws with ctr's stderr when the container cannot start or exits non-zero.
+   */
+  async runOnce(ns: string, ref: string, id: string): Promise<void> {
+    await this.ctrOk(["-n", ns, "run", "--rm", ...this.#runFlags(ns, id), ref, id, "true"]);
   }
 
   #runFlags(ns: string, id: string): string[] {
