@@ -81,8 +81,6 @@ const EXPECTED_PRUNE = [
 
 Deno.test({
   name: "ctre prune removes exactly the unused, old, not recently used images",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
@@ -187,8 +185,6 @@ async function layerLabels(c: TestContainerd, ns: string, digest: string): Promi
 
 Deno.test({
   name: "ctre prune -f keeps the layers of a kept image that was never unpacked",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
@@ -232,8 +228,6 @@ Deno.test({
 
 Deno.test({
   name: "ctre prune keeps an image that becomes used during the double check",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
@@ -261,8 +255,6 @@ Deno.test({
 
 Deno.test({
   name: "ctre prune with containerd stopped fails with one clear line and removes nothing",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();

@@ -54,6 +54,17 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * An AbortSignal that fires after `ms`, and the function that clears its timer. Unlike
+ * AbortSignal.timeout, whose timer outlives the call it guards, this leaves no timer behind, so
+ * tests using the harness can keep Deno's op sanitizer on.
+ */
+function deadline(ms: number): { signal: AbortSignal; clear: () => void } {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new DOMException("timed out", "TimeoutError")), ms);
+  return { signal: ac.signal, clear: () => clearTimeout(timer) };
+}
+
 /** The non-empty trimmed lines of `text`, sorted. */
 function lines(text: string): string[] {
   return text.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
@@ -94,13 +105,14 @@ function errorMessage(e: unknown): string {
 
 /** Runs a command to completion, never throws (code -1 if it could not be started). */
 async function runQuiet(cmd: string, args: string[], timeoutMs = 30_000): Promise<CtrResult> {
+  const limit = deadline(timeoutMs);
   try {
     const out = await new Deno.Command(cmd, {
       args,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: limit.signal,
     }).output();
     return {
       code: out.code,
@@ -109,6 +121,8 @@ async function runQuiet(cmd: string, args: string[], timeoutMs = 30_000): Promis
     };
   } catch (e) {
     return { code: -1, stdout: "", stderr: errorMessage(e) };
+  } finally {
+    limit.clear();
   }
 }
 
@@ -467,8 +481,13 @@ export class TestContainerd {
     } catch {
       // already exited
     }
-    const timer = sleep(STOP_TIMEOUT_MS).then(() => "timeout" as const);
-    if (await Promise.race([status, timer]) === "timeout") {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS);
+    });
+    const first = await Promise.race([status, timeout]);
+    clearTimeout(timer);
+    if (first === "timeout") {
       try {
         child.kill("SIGKILL");
       } catch {
@@ -490,14 +509,15 @@ export class TestContainerd {
 
   /** Runs `ctr --address <address> ...args`, raw bytes. */
   async ctrRaw(args: string[], timeoutMs = CTR_TIMEOUT_MS): Promise<CtrRawResult> {
+    const limit = deadline(timeoutMs);
     const out = await new Deno.Command("ctr", {
       args: ["--address", this.address, ...args],
       env: { CONTAINERD_SNAPSHOTTER: this.snapshotter },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(timeoutMs),
-    }).output();
+      signal: limit.signal,
+    }).output().finally(limit.clear);
     return { code: out.code, stdout: out.stdout, stderr: out.stderr };
   }
 
