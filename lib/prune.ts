@@ -36,8 +36,6 @@ import { planDocument, planTable, pruneFamilies, type PruneOutcome } from "./rep
 import { formatBytes } from "./units.ts";
 import { loadUsageDb } from "./usage_db.ts";
 
-export { applyBudget } from "./budget.ts";
-
 export interface PruneOptions {
   mode: "ask" | "force" | "dry-run";
   /** Seconds. */

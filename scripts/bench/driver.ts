@@ -7,6 +7,10 @@
  *   `ctr image rm`, as prune does.
  * - `cleanup`: lib/cleanup.ts cleanupContainers per namespace, one after the other (prune's
  *   container clean-up).
+ * - `content`: lib/layer_guard.ts pruneContentSafely per namespace, one after the other (prune's
+ *   content prune).
+ *
+ * A `remove` job with `"check": false` skips the last-second re-read, to measure what it costs.
  *
  * Reads its job as JSON on stdin; prints on stdout the wall time of the step (ms, in process),
  * the ctr processes it started (`Ctr.spawned`), its own CPU during the step and in all, its
@@ -20,11 +24,13 @@
 import process from "node:process";
 import { cleanupContainers } from "../../lib/cleanup.ts";
 import { systemCtr } from "../../lib/ctr.ts";
+import { pruneContentSafely } from "../../lib/layer_guard.ts";
 import { removeImages } from "../../lib/removal.ts";
 
 interface RemoveJob {
   address: string;
   sets: { ns: string; refs: { ref: string; digest: string }[] }[];
+  check?: boolean;
 }
 
 interface CleanupJob {
@@ -46,7 +52,10 @@ if (mode === "remove") {
   const removed: string[] = [];
   const failed: string[] = [];
   const sets = (job as RemoveJob).sets;
-  const results = await Promise.all(sets.map(({ ns, refs }) => removeImages(ctr, ns, refs)));
+  const check = (job as RemoveJob).check ?? true;
+  const results = await Promise.all(
+    sets.map(({ ns, refs }) => removeImages(ctr, ns, refs, { check })),
+  );
   for (const [i, { ns }] of sets.entries()) {
     const r = results[i]!;
     removed.push(...r.removed.map((ref) => `${ns} ${ref}`));
@@ -65,8 +74,19 @@ if (mode === "remove") {
     problems.push(...r.skipped, ...r.errors);
   }
   outcome = { deleted, kept, problems };
+} else if (mode === "content") {
+  const protectedRefs: string[] = [];
+  const errors: string[] = [];
+  let blobsFreed = 0;
+  for (const ns of (job as CleanupJob).namespaces) {
+    const r = await pruneContentSafely(ctr, ns);
+    protectedRefs.push(...r.protected.map((refs) => `${ns} ${refs}`));
+    if (r.error !== undefined) errors.push(`${ns}: ${r.error}`);
+    blobsFreed += r.before - r.after;
+  }
+  outcome = { protected: protectedRefs, errors, blobsFreed };
 } else {
-  console.error("usage: driver.ts remove|cleanup < job.json");
+  console.error("usage: driver.ts remove|cleanup|content < job.json");
   Deno.exit(2);
 }
 const wallMs = performance.now() - started;
