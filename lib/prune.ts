@@ -10,12 +10,10 @@
  * @module
  */
 import { join } from "node:path";
-import { cleanupContainers, type ContainerLine } from "./cleanup.ts";
 import { type Ctr, ctrOk } from "./ctr.ts";
 import { errorText } from "./errors.ts";
-import { contentBytes, measureContent, type NamespaceSnapshot, snapshotAll } from "./inventory.ts";
+import { contentBytes, type NamespaceSnapshot, snapshotAll } from "./inventory.ts";
 import { type Io, println, type Writer } from "./io.ts";
-import { pruneContentSafely } from "./layer_guard.ts";
 import { parseImageLs, parseNamespaces } from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import { type ImagePlan, planNamespace, prunableSet } from "./plan.ts";
@@ -32,6 +30,7 @@ import {
   updateRatio,
 } from "./budget.ts";
 import { writeMetrics } from "./metrics.ts";
+import { cleanContainers, cleanContent, type Lines, measureAfter } from "./prune_cleanup.ts";
 import { planDocument, planTable, pruneFamilies, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "./units.ts";
 import { loadUsageDb } from "./usage_db.ts";
@@ -305,81 +304,9 @@ class PruneRun {
     return { tried, plan: keepDropped(plan, dropped) };
   }
 
-  /** Container clean-up of every selected namespace. */
-  async cleanContainers(): Promise<NonNullable<PruneOutcome["containers"]>> {
-    const out = { deleted: [] as string[], kept: [] as string[], errors: [] as string[] };
-    for (const ns of this.namespaces) {
-      try {
-        const r = await cleanupContainers(this.ctr, ns, this.io.now());
-        for (const s of r.skipped) this.say(`(skipping container) ${s}`);
-        // Inspected containers show their pod labels and creation time, as the original did.
-        const who = (c: ContainerLine) =>
-          c.created ? `${c.podNamespace} ${c.pod} ${c.container} ${c.created}` : c.id;
-        for (const c of r.deleted) {
-          this.say(`(deleted container) ${ns} ${who(c)}`);
-          out.deleted.push(`${ns} ${c.id}`);
-        }
-        for (const c of r.kept) {
-          this.say(`(keeping container) ${ns} ${who(c)} (${c.why ?? "kept"})`);
-          out.kept.push(`${ns} ${c.id}`);
-        }
-        for (const e of r.errors) println(this.io.stderr, e);
-        out.errors.push(...r.errors);
-      } catch (e) {
-        const text = `Container clean-up of namespace ${ns} failed: ${errorText(e)}`;
-        println(this.io.stderr, text);
-        out.errors.push(text);
-      }
-    }
-    return out;
-  }
-
-  /** Content prune of every selected namespace, keeping every remaining image whole. */
-  async cleanContent(): Promise<NonNullable<PruneOutcome["content"]>> {
-    const out: NonNullable<PruneOutcome["content"]> = [];
-    for (const ns of this.namespaces) {
-      try {
-        const r = await pruneContentSafely(this.ctr, ns);
-        for (const refs of r.protected) {
-          this.say(
-            `(protected content) ${ns} ${refs}: its layers have no other copy (not unpacked)`,
-          );
-        }
-        if (r.error !== undefined) {
-          println(this.io.stderr, `Content prune of namespace ${ns} failed: ${r.error}`);
-        }
-        this.say(`(pruned content) ${ns} ${r.before - r.after}`);
-        out.push({
-          namespace: ns,
-          blobsBefore: r.before,
-          blobsAfter: r.after,
-          protected: r.protected,
-          error: r.error ?? null,
-        });
-      } catch (e) {
-        const text = errorText(e);
-        println(this.io.stderr, `Content prune of namespace ${ns} failed: ${text}`);
-        out.push({ namespace: ns, blobsBefore: 0, blobsAfter: 0, protected: [], error: text });
-      }
-    }
-    return out;
-  }
-
-  /** Measures the content store after the clean-up and prints what the run freed. */
-  async measure(outcome: PruneOutcome): Promise<void> {
-    try {
-      outcome.contentBytesAfter = await measureContent(this.ctr, this.namespaces);
-    } catch (e) {
-      println(this.io.stderr, `Cannot measure the content store afterwards: ${errorText(e)}`);
-    }
-    const after = outcome.contentBytesAfter;
-    outcome.reclaimedBytes = after === null ? 0 : Math.max(0, outcome.contentBytesBefore - after);
-    this.say(
-      `Total reclaimed space: ${after === null ? "unknown" : formatBytes(outcome.reclaimedBytes)}` +
-        ` (content store ${formatBytes(outcome.contentBytesBefore)} before, ` +
-        `${after === null ? "unknown" : formatBytes(after)} after; the removed images' sizes ` +
-        `add up to ${formatBytes(outcome.removedImageBytes)})`,
-    );
+  /** Where the clean-up steps print: human lines, errors. */
+  get lines(): Lines {
+    return { say: (t) => this.say(t), error: (t) => println(this.io.stderr, t) };
   }
 
   /** Writes metrics and the JSON document, as asked. Returns the exit code. */
@@ -506,10 +433,12 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
   const failedText = outcome.failed.length ? `, ${outcome.failed.length} refs failed` : "";
   run.say(`Removed ${outcome.removedImages} of ${tried} images${failedText}`);
   if (outcome.removedImages > 0 && opts.containerCleanup) {
-    outcome.containers = await run.cleanContainers();
+    outcome.containers = await cleanContainers(ctr, run.namespaces, io.now(), run.lines);
   }
-  if (outcome.removedImages > 0 && opts.contentPrune) outcome.content = await run.cleanContent();
-  await run.measure(outcome);
+  if (outcome.removedImages > 0 && opts.contentPrune) {
+    outcome.content = await cleanContent(ctr, run.namespaces, run.lines);
+  }
+  await measureAfter(ctr, run.namespaces, outcome, run.lines);
   const failed = outcome.failed.length + (outcome.containers?.errors.length ?? 0) +
     (outcome.content?.filter((c) => c.error !== null).length ?? 0);
   return await run.report(plan, excluded, outcome, failed ? 1 : 0);
