@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
-import { runCtre, spawnCtre, tempStateDir as makeStateDir } from "./support/cli.ts";
+import { ctreArgs, runCtre, tempStateDir as makeStateDir } from "./support/cli.ts";
+import { ctrWrapper } from "./support/ctr_wrapper.ts";
 import { assertKeptImagesRun } from "./support/runnable.ts";
 
 const stateDirs: string[] = [];
@@ -233,13 +234,34 @@ Deno.test({
       const stateDir = await tempStateDir();
       await c.importImage("default", img("late"), "late");
       await c.importImage("default", img("never"), "never");
-      const child = spawnCtre(
-        ["prune", "-f", "--json", "--min-age", "0", "--double-check", "8s"],
-        { address: c.address, stateDir },
-      );
-      await new Promise((r) => setTimeout(r, 3000));
-      await c.create("default", img("late"), "c-late");
+      // A pass-through ctr wrapper logs every call: the container is created once the second
+      // pass has started (so the first pass is over), long before the double check ends.
+      const wrapper = await ctrWrapper({ address: c.address });
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ctreArgs(
+          ["prune", "-f", "--json", "--min-age", "0", "--double-check", "8s"],
+          { address: c.address, stateDir },
+        ),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1", PATH: `${wrapper.dir}:${Deno.env.get("PATH") ?? ""}` },
+      }).spawn();
+      try {
+        const deadline = Date.now() + 30_000;
+        while ((await wrapper.calls()).filter((l) => / content ls$/.test(l)).length < 2) {
+          assert.ok(Date.now() < deadline, "the second pass started within 30 s");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await c.create("default", img("late"), "c-late");
+      } catch (e) {
+        child.kill("SIGKILL");
+        await child.output();
+        await wrapper.cleanup();
+        throw e;
+      }
       const out = await child.output();
+      await wrapper.cleanup();
       const doc = JSON.parse(new TextDecoder().decode(out.stdout));
       assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
       const late = doc.images.find((i: { refs: string[] }) => i.refs.includes(img("late")));
