@@ -367,6 +367,9 @@ export class TestContainerd {
       await c.startDaemon();
       const wanted = Deno.env.get("CTRE_E2E_SNAPSHOTTER");
       c.#snapshotter = wanted ?? (await c.#overlayfsWorks() ? "overlayfs" : "native");
+      // ctre's ctr processes (the CLI under test) inherit it, as on a node where the operator
+      // sets it for ctre: prune's content guard lists that snapshotter's snapshots.
+      Deno.env.set("CONTAINERD_SNAPSHOTTER", c.#snapshotter);
     } catch (e) {
       await c.cleanup();
       throw e;
