@@ -157,8 +157,19 @@ function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[]
     const msg = e instanceof Error ? e.message : String(e);
     const unknown = /Unknown option '([^']+)'/.exec(msg);
     if (unknown) throw new UsageError(`Unknown option "${unknown[1]}"`);
+    // node:util's texts name an option as '-n, --namespace <value>' or '--min-age <value>'.
+    const name = (quoted: string) => quoted.replace(/ <value>$/, "").split(", ").at(-1);
     const missing = /Option '([^']+)' argument missing/.exec(msg);
-    if (missing) throw new UsageError(`Option "${missing[1]}" needs a value`);
+    if (missing) throw new UsageError(`Option "${name(missing[1]!)}" needs a value`);
+    const ambiguous = /Option '([^']+)' argument is ambiguous/.exec(msg);
+    if (ambiguous) {
+      const flag = name(ambiguous[1]!);
+      throw new UsageError(
+        `Option "${flag}" needs a value (write ${flag}=VALUE for a value that starts with "-")`,
+      );
+    }
+    const noValue = /Option '([^']+)' does not take an argument/.exec(msg);
+    if (noValue) throw new UsageError(`Option "${name(noValue[1]!)}" does not take a value`);
     throw new UsageError(msg.split(".")[0] ?? msg);
   }
 }

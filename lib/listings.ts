@@ -149,3 +149,20 @@ export function parseContainerInfo(text: string): ContainerInfo {
     updatedAt: typeof o.UpdatedAt === "string" ? o.UpdatedAt : "",
   };
 }
+
+export interface SnapshotRow {
+  key: string;
+  /** null for a snapshot without a parent (the bottom layer). */
+  parent: string | null;
+  /** `Committed`, `Active` or `View`. */
+  kind: string;
+}
+
+/** `ctr snapshot ls`: KEY PARENT KIND, space-padded; PARENT is empty for a bottom layer. */
+export function parseSnapshotLs(text: string): SnapshotRow[] {
+  return splitAligned("ctr snapshot ls", text, ["KEY", "PARENT", "KIND"]).map((r) => ({
+    key: r.KEY ?? "",
+    parent: r.PARENT ? r.PARENT : null,
+    kind: r.KIND ?? "",
+  }));
+}

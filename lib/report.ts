@@ -15,13 +15,25 @@ export interface PruneOutcome {
   removed: { namespace: string; ref: string }[];
   missing: { namespace: string; ref: string }[];
   failed: { namespace: string; ref: string; error: string }[];
+  /** Refs kept at the last second: they point to `digest` now, not to the planned image. */
+  repointed: { namespace: string; ref: string; digest: string }[];
   removedImages: number;
+  /** What the content store shrank by: measured before removal and after clean-up. */
   reclaimedBytes: number;
+  /** The sizes (`ctr image ls`) of the images removed; not what was freed. */
+  removedImageBytes: number;
   contentBytesBefore: number;
   contentBytesAfter: number | null;
   containers: { deleted: string[]; kept: string[]; errors: string[] } | null;
   content:
-    | { namespace: string; blobsBefore: number; blobsAfter: number; error: string | null }[]
+    | {
+      namespace: string;
+      blobsBefore: number;
+      blobsAfter: number;
+      /** Images whose layer references content prune left alone (refs joined by " "). */
+      protected: string[];
+      error: string | null;
+    }[]
     | null;
 }
 
@@ -97,6 +109,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
       removed: o.removed,
       missing: o.missing,
       failed: o.failed,
+      repointed: o.repointed,
       containers: o.containers,
       content: o.content,
     },
@@ -107,6 +120,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
       removedImages: o?.removedImages ?? 0,
       failedRefs: o?.failed.length ?? 0,
       reclaimedBytes: o?.reclaimedBytes ?? 0,
+      removedImageBytes: o?.removedImageBytes ?? 0,
       contentBytesBefore: o?.contentBytesBefore ?? null,
       contentBytesAfter: o?.contentBytesAfter ?? null,
     },
@@ -148,7 +162,7 @@ export function pruneFamilies(
     ),
     gauge(
       "ctre_prune_reclaimed_bytes",
-      "Bytes of the images removed by the last prune.",
+      "Bytes the content store shrank by in the last prune (measured).",
       outcome?.reclaimedBytes ?? 0,
     ),
     gauge(

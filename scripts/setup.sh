@@ -31,7 +31,7 @@ if [ ! -x "$PROMTOOL" ]; then
   if { download || { apt-get update -qq && download; }; } && dpkg -x "$tmp"/prometheus_*.deb "$tmp/x"; then
     install -D -m 0755 "$tmp/x/usr/bin/promtool" "$PROMTOOL"
   else
-    echo "setup: promtool unavailable; the metrics test falls back to its own strict parser" >&2
+    echo "setup: cannot extract promtool into $PROMTOOL; tests/metrics_test.ts fails until it is there" >&2
   fi
   rm -rf "$tmp"
 fi

@@ -1,7 +1,7 @@
 /**
  * Builds tiny OCI images offline, for importing into a test containerd with `ctr image import`.
  *
- * Each image has ONE uncompressed layer: `bin/busybox` (a copy of the host's /bin/busybox),
+ * Each image has one uncompressed layer (two on request, see {@linkcode buildOciImage}): `bin/busybox` (a copy of the host's /bin/busybox),
  * the symlinks `bin/sh`, `bin/sleep`, `bin/true` -> `busybox`, and a file `/variant` holding the
  * variant string, so different variants have different digests. Everything is deterministic
  * (fixed mtimes, owners and order): the same ref and variant always give the same digests.
@@ -28,12 +28,15 @@ const BUSYBOX = "/bin/busybox";
 const encoder = new TextEncoder();
 const CREATED = "2024-01-01T00:00:00Z";
 
-/** An image built in memory: its manifest (the image target digest), config and layer. */
+/** An image built in memory: its manifest (the image target digest), config and layer(s). */
 export interface OciImage {
   ref: string;
   manifest: Blob;
   config: Blob;
+  /** The (first) layer: busybox, its links and `/variant`. */
   layer: Blob;
+  /** Every layer in order: `layer`, then for a two-layer image one adding `/layer2`. */
+  layers: Blob[];
   /** The whole OCI image-layout tarball, ready for `ctr image import`. */
   tar: Uint8Array;
 }
@@ -55,8 +58,15 @@ function tagOf(ref: string): string {
   return colon > lastSlash ? name.slice(colon + 1) : "latest";
 }
 
-/** Builds the image for `ref` and `variant` in memory. */
-export async function buildOciImage(ref: string, variant: string): Promise<OciImage> {
+/**
+ * Builds the image for `ref` and `variant` in memory. With `layers: 2` a second layer adds the
+ * file `/layer2` (holding the variant), so running the image needs both layers.
+ */
+export async function buildOciImage(
+  ref: string,
+  variant: string,
+  opts: { layers?: 1 | 2 } = {},
+): Promise<OciImage> {
   const layer = await blob(writeTar([
     { type: "dir", name: "bin/" },
     { type: "file", name: "bin/busybox", data: await busybox(), mode: 0o755 },
@@ -65,19 +75,28 @@ export async function buildOciImage(ref: string, variant: string): Promise<OciIm
     { type: "symlink", name: "bin/true", target: "busybox" },
     { type: "file", name: "variant", data: encoder.encode(variant) },
   ]));
+  const layers = [layer];
+  if (opts.layers === 2) {
+    layers.push(
+      await blob(writeTar([{ type: "file", name: "layer2", data: encoder.encode(variant) }])),
+    );
+  }
   const config = await blob(json({
     created: CREATED,
     architecture: hostArch(),
     os: "linux",
     config: { Env: ["PATH=/bin"], Cmd: ["sh"] },
-    rootfs: { type: "layers", diff_ids: [layer.digest] },
-    history: [{ created: CREATED, created_by: `ctre test image, variant ${variant}` }],
+    rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) },
+    history: layers.map(() => ({
+      created: CREATED,
+      created_by: `ctre test image, variant ${variant}`,
+    })),
   }));
   const manifest = await blob(json({
     schemaVersion: 2,
     mediaType: MEDIA_TYPE_MANIFEST,
     config: { mediaType: MEDIA_TYPE_CONFIG, digest: config.digest, size: config.size },
-    layers: [{ mediaType: MEDIA_TYPE_LAYER, digest: layer.digest, size: layer.size }],
+    layers: layers.map((l) => ({ mediaType: MEDIA_TYPE_LAYER, digest: l.digest, size: l.size })),
   }));
   const index = json({
     schemaVersion: 2,
@@ -103,9 +122,9 @@ export async function buildOciImage(ref: string, variant: string): Promise<OciIm
     { type: "dir", name: "blobs/sha256/" },
     blobEntry(manifest),
     blobEntry(config),
-    blobEntry(layer),
+    ...layers.map(blobEntry),
   ]);
-  return { ref, manifest, config, layer, tar };
+  return { ref, manifest, config, layer, layers, tar };
 }
 
 /** Writes the OCI image-layout tarball of `ref`/`variant` to `path`. */
