@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --enable) enable=1 ;;
     --from-source) from_source=1 ;;
     --deno) [ $# -gt 0 ] || die "--deno needs a path"; deno=$1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) die "unknown option \"$arg\"" ;;
     *) binary=$arg ;;
   esac

@@ -300,6 +300,10 @@ Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) =
         await m.ok(`stat -c '%a' ${SPOOL} ${SPOOL}/metrics`),
         "711\n755\n",
       );
+      // A state dir left 0700 by an older install is made traversable at the next start.
+      await m.ok(`chmod 0700 ${SPOOL} && systemctl restart ctre-record.service`);
+      await recorderUp(m);
+      assert.equal(await m.ok(`stat -c '%a' ${SPOOL}`), "711\n");
       // And at boot, from /etc/tmpfiles.d/ctre.conf: reboot without the dir.
       await m.stop();
       await Deno.remove(join(m.root, SPOOL.slice(1)), { recursive: true });
