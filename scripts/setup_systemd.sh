@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # For tests/systemd_test.ts (the shipped units booted under a real systemd): installs debootstrap
 # and systemd-nspawn, and caches a Debian bookworm rootfs with systemd, containerd and
-# node_exporter (to read ctre's metrics as an operator's would) as a tarball under
-# /opt/ctre-test-tools (debootstrap takes about 80 s; later runs unpack it in a few seconds).
-# Prints the tarball's path. Idempotent; needs root. Installing systemd-container upgrades the
-# host's systemd packages to the same version, harmless where systemd is not PID 1.
+# node_exporter (to read ctre's metrics as an operator's would) as a directory under
+# /opt/ctre-test-tools (debootstrap takes about 80 s, once). The test never writes to it: each
+# machine is an overlay on it. Prints the directory's path. Idempotent; needs root. Installing
+# systemd-container upgrades the host's systemd packages to the same version, harmless where
+# systemd is not PID 1.
 set -euo pipefail
 
 # The file name changes with the package list, so a changed list makes a new rootfs.
 PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,ca-certificates,prometheus-node-exporter
-ROOTFS_TAR=/opt/ctre-test-tools/nspawn/bookworm-$(echo "$PACKAGES" | md5sum | cut -c1-8).tar
+ROOTFS=/opt/ctre-test-tools/nspawn/bookworm-$(echo "$PACKAGES" | md5sum | cut -c1-8)
 missing=()
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
@@ -21,9 +22,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
   }
 fi
-if [ ! -s "$ROOTFS_TAR" ]; then
-  echo "setup_systemd: debootstrap bookworm rootfs (about 80 s) into $ROOTFS_TAR" >&2
-  mkdir -p "$(dirname "$ROOTFS_TAR")"
+if [ ! -d "$ROOTFS" ]; then
+  echo "setup_systemd: debootstrap bookworm rootfs (about 80 s) into $ROOTFS" >&2
+  mkdir -p "$(dirname "$ROOTFS")"
   tmp=$(mktemp -d /opt/ctre-test-tools/nspawn/rootfs.XXXXXX)
   trap 'rm -rf "$tmp"' EXIT
   debootstrap --variant=minbase \
@@ -32,7 +33,8 @@ if [ ! -s "$ROOTFS_TAR" ]; then
     tail -20 "$tmp/log" >&2
     exit 1
   }
-  tar -C "$tmp/root" -cf "$tmp/rootfs.tar" .
-  mv "$tmp/rootfs.tar" "$ROOTFS_TAR"
+  apt_cache="$tmp/root/var/cache/apt/archives"
+  find "$apt_cache" -name '*.deb' -delete 2>/dev/null || true
+  mv "$tmp/root" "$ROOTFS"
 fi
-echo "$ROOTFS_TAR"
+echo "$ROOTFS"

@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildOciTar } from "./support/oci_image.ts";
-import { Machine, rootfsTarball, waitFor } from "./support/machine.ts";
+import { cachedRootfs, Machine, waitFor } from "./support/machine.ts";
 
 const REPO = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const SPOOL = "/var/spool/ctre";
@@ -72,9 +72,9 @@ async function prune(m: Machine): Promise<{ code: number; result: string; status
 
 Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) => {
   const t0 = Date.now();
-  const tarball = await rootfsTarball();
+  const rootfs = await cachedRootfs();
   const deno = Deno.execPath();
-  const m = await Machine.create(tarball, [`${REPO}:/usr/src/ctre`, `${deno}:/opt/deno/deno`]);
+  const m = await Machine.create(rootfs, [`${REPO}:/usr/src/ctre`, `${deno}:/opt/deno/deno`]);
   try {
     // Before boot: node_exporter's textfile collector pointed at ctre's metrics, as the README
     // says; two images to import (one run, one left unused for prune).

@@ -1,10 +1,12 @@
 /**
  * A throwaway Debian machine booted with systemd-nspawn, for tests of the shipped systemd units
- * under a real systemd (facts in shared/docs/real-nodes.md): the cached rootfs tarball from
- * scripts/setup_systemd.sh unpacked into a temp dir, booted with a private network and cgroup v1
- * (runc inside needs it on this kind of host), driven with `nsenter` (no machinectl: the host's
- * systemd is not running). {@linkcode Machine.destroy} stops it and removes every trace: the
- * process, mounts, cgroups and the temp dir.
+ * under a real systemd (facts in shared/docs/real-nodes.md): an overlay on the rootfs that
+ * scripts/setup_systemd.sh caches (its writes go to a temp dir; /var/lib/containerd is a plain
+ * temp dir, as containerd's overlay snapshots cannot sit on an overlay), booted with a private
+ * network and the v1 cgroup controllers (runc inside needs them on this kind of host), driven
+ * with `nsenter` (no machinectl: the host's systemd is not running).
+ * {@linkcode Machine.destroy} stops it and removes every trace: the processes, mounts, cgroups
+ * and the temp dir.
  *
  * @module
  */
@@ -39,8 +41,8 @@ async function must(cmd: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** The cached rootfs tarball, made (about 80 s, once) by scripts/setup_systemd.sh. */
-export async function rootfsTarball(): Promise<string> {
+/** The cached rootfs, made (about 80 s, once) by scripts/setup_systemd.sh. */
+export async function cachedRootfs(): Promise<string> {
   const out = await must("bash", [join(ROOT, "scripts/setup_systemd.sh")]);
   return out.trim().split("\n").at(-1)!;
 }
@@ -81,13 +83,14 @@ export class Machine {
     this.root = join(dir, "root");
   }
 
-  /** Unpacks the rootfs into a new temp dir. `binds`: nspawn `--bind-ro=` arguments. */
-  static async create(tarball: string, binds: string[] = []): Promise<Machine> {
+  /** A machine on `rootfs` (never written to). `binds`: nspawn `--bind-ro=` arguments. */
+  static async create(rootfs: string, binds: string[] = []): Promise<Machine> {
     const dir = await Deno.makeTempDir({ prefix: "ctre-nspawn-" });
     const m = new Machine(dir, binds);
     try {
-      await Deno.mkdir(m.root);
-      await must("tar", ["-C", m.root, "-xf", tarball]);
+      for (const d of ["root", "upper", "work", "containerd"]) await Deno.mkdir(join(dir, d));
+      const opts = `lowerdir=${rootfs},upperdir=${dir}/upper,workdir=${dir}/work`;
+      await must("mount", ["-t", "overlay", "overlay", "-o", opts, m.root]);
     } catch (e) {
       await m.destroy();
       throw e;
@@ -113,6 +116,7 @@ export class Machine {
       // runc inside creates session keyrings.
       "--system-call-filter=add_key keyctl request_key",
       "--console=pipe",
+      `--bind=${this.dir}/containerd:/var/lib/containerd`,
       ...this.binds.map((b) => `--bind-ro=${b}`),
     ];
     // nspawn in a cgroup of its own (name=systemd and cgroup2), so that the machine's cgroups
