@@ -163,7 +163,7 @@ Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) =
       assert.match(list.stderr, /Permission denied/);
       const db = await m.sh(`${NOBODY} cat ${SPOOL}/image_starts`);
       assert.match(db.stderr, /Permission denied/);
-      const lock = await m.sh(`${NOBODY} flock -n ${SPOOL}/prune.lock true`);
+      const lock = await m.sh(`${NOBODY} flock -n ${SPOOL}/record-image-starts.lock true`);
       assert.notEqual(lock.code, 0, "nobody cannot open (and hold) a lock");
       // Debian's node_exporter, as user prometheus, serves them.
       await m.ok("systemctl restart prometheus-node-exporter.service");

@@ -212,9 +212,10 @@ export class Machine {
   async stop(): Promise<void> {
     const child = this.#child;
     if (!child) return;
-    if (this.#leader) {
-      await run("kill", ["-KILL", String(this.#leader)]);
-    }
+    // Also when boot() gave up before it knew the init: nspawn's child.
+    const leader = this.#leader ||
+      Number((await run("ps", ["-o", "pid=", "--ppid", String(child.pid)])).stdout.trim()) || 0;
+    if (leader) await run("kill", ["-KILL", String(leader)]);
     this.#child = null;
     this.#leader = 0;
     const timer = setTimeout(() => {
