@@ -60,7 +60,7 @@ function recorderUp(m: Machine, not = "0"): Promise<string> {
     if (!/ctr.* event/.test(procs.stdout)) return undefined;
     await new Promise((r) => setTimeout(r, 1000));
     return (await state()).MainPID === s.MainPID ? s.MainPID : undefined;
-  }, 40_000);
+  }, 60_000);
 }
 
 /** Runs ctre-prune.service once (systemctl start waits for a oneshot); its result. */
@@ -205,25 +205,35 @@ Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) =
     });
 
     await t.step("the timer fires ctre-prune.service", async () => {
-      const before = (await m.show("ctre-prune.service", "InvocationID")).InvocationID;
-      // The daily calendar, made every few seconds for the test.
+      const before = await m.show("ctre-prune.service", "InvocationID");
+      const last = (await m.show("ctre-prune.timer", "LastTriggerUSec")).LastTriggerUSec;
+      // The daily calendar, made every few seconds for the test, until it has fired once.
       await dropIn(
         m,
         "ctre-prune.timer",
         "often",
         "[Timer]\nOnCalendar=\nOnCalendar=*:*:0/3\nRandomizedDelaySec=0\nAccuracySec=1s",
       );
-      await m.ok("systemctl restart ctre-prune.timer");
-      await waitFor("the timer to start the prune", async () => {
+      try {
+        await m.ok("systemctl restart ctre-prune.timer");
+        await waitFor("the timer to trigger", async () => {
+          const s = await m.show("ctre-prune.timer", "LastTriggerUSec");
+          return s.LastTriggerUSec !== last && s.LastTriggerUSec !== "n/a" ? true : undefined;
+        });
+      } finally {
+        await dropIn(m, "ctre-prune.timer", "often", null);
+        await m.ok("systemctl restart ctre-prune.timer");
+      }
+      await waitFor("the prune it started to succeed", async () => {
         const s = await m.show("ctre-prune.service", "InvocationID", "Result", "ActiveState");
-        return s.InvocationID !== before && s.ActiveState === "inactive" && s.Result === "success"
+        return s.InvocationID !== before.InvocationID && s.ActiveState === "inactive" &&
+            s.Result === "success"
           ? true
           : undefined;
-      }, 30_000);
-      const timer = await m.show("ctre-prune.timer", "LastTriggerUSec");
-      assert.notEqual(timer.LastTriggerUSec, "n/a");
-      await dropIn(m, "ctre-prune.timer", "often", null);
-      await m.ok("systemctl restart ctre-prune.timer");
+      });
+      // Back to daily, with its randomized delay.
+      assert.match(await m.ok("systemctl cat ctre-prune.timer"), /^OnCalendar=daily$/m);
+      assert.doesNotMatch(await m.ok("systemctl cat ctre-prune.timer"), /0\/3/);
     });
 
     await t.step("containerd down: prune fails; back up: the recorder follows", async () => {
@@ -254,26 +264,29 @@ Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) =
     await t.step("@pkey: with seccomp in kill mode the recorder and prune still run", async () => {
       // The shipped SystemCallErrorNumber=EPERM hides a denied call; kill mode shows it.
       const kill = "[Service]\nSystemCallErrorNumber=kill";
-      await dropIn(m, "ctre-record.service", "kill", kill);
-      await dropIn(m, "ctre-prune.service", "kill", kill);
-      const pid = await m.show("ctre-record.service", "MainPID");
-      await m.ok("systemctl restart ctre-record.service");
-      const up = await recorderUp(m, pid.MainPID);
-      assert.deepEqual(await prune(m), { code: 0, result: "success", status: "0" });
-      await new Promise((r) => setTimeout(r, 2000));
-      assert.equal((await m.show("ctre-record.service", "MainPID")).MainPID, up, "still running");
-      // Without @pkey, kill mode kills it at start-up: the status=31/SYS.
-      await dropIn(m, "ctre-record.service", "nopkey", "[Service]\nSystemCallFilter=~@pkey");
-      await m.ok("systemctl restart ctre-record.service");
-      await waitFor("the recorder to die of SIGSYS", async () => {
-        const s = await m.show("ctre-record.service", "ExecMainCode", "ExecMainStatus");
-        // ExecMainCode 2 = killed by a signal; 31 = SIGSYS.
-        return s.ExecMainCode === "2" && s.ExecMainStatus === "31" ? true : undefined;
-      });
-      await dropIn(m, "ctre-record.service", "nopkey", null);
-      await dropIn(m, "ctre-record.service", "kill", null);
-      await dropIn(m, "ctre-prune.service", "kill", null);
-      await m.ok("systemctl restart ctre-record.service");
+      try {
+        await dropIn(m, "ctre-record.service", "kill", kill);
+        await dropIn(m, "ctre-prune.service", "kill", kill);
+        const pid = await m.show("ctre-record.service", "MainPID");
+        await m.ok("systemctl restart ctre-record.service");
+        const up = await recorderUp(m, pid.MainPID);
+        assert.deepEqual(await prune(m), { code: 0, result: "success", status: "0" });
+        await new Promise((r) => setTimeout(r, 2000));
+        assert.equal((await m.show("ctre-record.service", "MainPID")).MainPID, up, "still up");
+        // Without @pkey, kill mode kills it at start-up: the status=31/SYS.
+        await dropIn(m, "ctre-record.service", "nopkey", "[Service]\nSystemCallFilter=~@pkey");
+        await m.ok("systemctl restart ctre-record.service");
+        await waitFor("the recorder to die of SIGSYS", async () => {
+          const s = await m.show("ctre-record.service", "ExecMainCode", "ExecMainStatus");
+          // ExecMainCode 2 = killed by a signal; 31 = SIGSYS.
+          return s.ExecMainCode === "2" && s.ExecMainStatus === "31" ? true : undefined;
+        });
+      } finally {
+        await dropIn(m, "ctre-record.service", "nopkey", null);
+        await dropIn(m, "ctre-record.service", "kill", null);
+        await dropIn(m, "ctre-prune.service", "kill", null);
+        await m.ok("systemctl restart ctre-record.service");
+      }
       await recorderUp(m);
     });
 
@@ -287,13 +300,16 @@ Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) =
         "noprep",
         "[Service]\nExecStartPre=\nReadWritePaths=\nReadWritePaths=/var/spool/ctre",
       );
-      await m.ok("systemctl start ctre-record.service");
-      await waitFor("the recorder to fail at namespacing", async () => {
-        const s = await m.show("ctre-record.service", "ExecMainStatus");
-        return s.ExecMainStatus === "226" ? true : undefined;
-      });
-      await m.ok("systemctl stop ctre-record.service");
-      await dropIn(m, "ctre-record.service", "noprep", null);
+      try {
+        await m.ok("systemctl start ctre-record.service");
+        await waitFor("the recorder to fail at namespacing", async () => {
+          const s = await m.show("ctre-record.service", "ExecMainStatus");
+          return s.ExecMainStatus === "226" ? true : undefined;
+        });
+        await m.ok("systemctl stop ctre-record.service");
+      } finally {
+        await dropIn(m, "ctre-record.service", "noprep", null);
+      }
       await m.ok("systemctl reset-failed ctre-record.service; systemctl start ctre-record.service");
       await recorderUp(m);
       assert.equal(

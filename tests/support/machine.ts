@@ -55,7 +55,7 @@ async function sleep(ms: number): Promise<void> {
 export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | undefined>,
-  ms = 30_000,
+  ms = 60_000,
 ): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
