@@ -35,5 +35,6 @@ if [ ! -x "$PROMTOOL" ]; then
   fi
   rm -rf "$tmp"
 fi
+bash "$(dirname "$0")/setup_systemd.sh" >/dev/null  # debootstrap, systemd-nspawn, cached rootfs
 # The system containerd must not be needed: tests run their own. Debian's package starts one;
 # it is left alone.
