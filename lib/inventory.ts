@@ -12,7 +12,13 @@
 import { mapLimit } from "./cleanup.ts";
 import { type Ctr, ctrOk } from "./ctr.ts";
 import { errorText } from "./errors.ts";
-import { chainIdOfConfig, chainsFromLabels, resolveUsers, snapshottersOf } from "./lineage.ts";
+import {
+  chainIdOfConfig,
+  chainsFromLabels,
+  configOfManifest,
+  resolveUsers,
+  snapshottersOf,
+} from "./lineage.ts";
 import {
   type ContainerInfo,
   type ContainerRow,
@@ -93,16 +99,35 @@ async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
   const labels = chainsFromLabels(snap.images.map((i) => i.digest), snap.content);
   snap.chains = labels.chains;
   snap.configs = labels.configs;
-  const configs = [...new Set([...labels.needConfig.values()].flat())];
+  // Manifests whose labels name no config: read them for it (then its config, below).
+  const manifests = [...new Set([...labels.needManifest.values()].flat())];
+  const configOf = new Map<string, string>();
+  await mapLimit(manifests, LINEAGE_CONCURRENCY, async (m) => {
+    try {
+      configOf.set(m, configOfManifest(await run(["content", "get", m])));
+    } catch {
+      // chain unknown: resolveUsers keeps such images for any user it cannot place
+    }
+  });
+  const needConfig = new Map(labels.needConfig);
+  for (const [target, ms] of labels.needManifest) {
+    for (const m of ms) {
+      const config = configOf.get(m);
+      if (config === undefined) continue;
+      snap.configs.set(config, [...(snap.configs.get(config) ?? []), target]);
+      needConfig.set(target, [...(needConfig.get(target) ?? []), config]);
+    }
+  }
+  const configs = [...new Set([...needConfig.values()].flat())];
   const computed = new Map<string, string>();
   await mapLimit(configs, LINEAGE_CONCURRENCY, async (config) => {
     try {
       computed.set(config, chainIdOfConfig(await run(["content", "get", config])));
     } catch {
-      // chain unknown: resolveUsers keeps such images for any user it cannot place
+      // chain unknown, as above
     }
   });
-  for (const [target, needed] of labels.needConfig) {
+  for (const [target, needed] of needConfig) {
     for (const config of needed) {
       const chain = computed.get(config);
       if (chain === undefined) continue;

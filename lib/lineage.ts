@@ -74,37 +74,77 @@ export interface LabelChains {
   chains: Map<string, Set<string>>;
   /** Image target digest → config digests whose chain no label gives (blob present). */
   needConfig: Map<string, string[]>;
+  /** Image target digest → manifests that name no config in their labels (blob present). */
+  needManifest: Map<string, string[]>;
   /** Config digest → image target digests. */
   configs: Map<string, string[]>;
 }
 
-/** Chain IDs of image targets from `ctr content ls` labels (index → manifests → configs). */
+/** `containerd.io/gc.ref.content.<n>`: how dockerd's `commit` labels a manifest's children. */
+const LABEL_NUMBERED = /^containerd\.io\/gc\.ref\.content\.\d+$/;
+
+function snapshotLabel(blob: ContentBlob | undefined): string | undefined {
+  if (blob === undefined) return undefined;
+  const label = [...blob.labels].find(([k]) => LABEL_SNAPSHOT.test(k));
+  return label && DIGEST.test(label[1]) ? label[1] : undefined;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key) ?? [];
+  if (!list.includes(value)) list.push(value);
+  map.set(key, list);
+}
+
+/**
+ * Chain IDs of image targets from `ctr content ls` labels: index (`gc.ref.content.m.*`) →
+ * manifests (`gc.ref.content.config`, or dockerd commit's numbered `gc.ref.content.<n>`) →
+ * configs (`gc.ref.snapshot.<snapshotter>`). What labels do not say is listed to be read.
+ */
 export function chainsFromLabels(
   targets: Iterable<string>,
   content: Map<string, ContentBlob>,
 ): LabelChains {
-  const out: LabelChains = { chains: new Map(), needConfig: new Map(), configs: new Map() };
+  const out: LabelChains = {
+    chains: new Map(),
+    needConfig: new Map(),
+    needManifest: new Map(),
+    configs: new Map(),
+  };
   for (const target of new Set(targets)) {
     const blob = content.get(target);
     if (blob === undefined) continue; // no content: chain unknown
     const children = [...blob.labels].filter(([k]) => LABEL_MANIFEST.test(k)).map(([, v]) => v);
     const manifests = children.length > 0 ? children : [target];
-    const chains = new Set<string>();
-    const need: string[] = [];
     for (const m of manifests) {
-      const config = content.get(m)?.labels.get(LABEL_CONFIG);
-      if (config === undefined) continue; // another platform, not fetched
-      out.configs.set(config, [...(out.configs.get(config) ?? []), target]);
-      const configBlob = content.get(config);
-      if (configBlob === undefined) continue;
-      const label = [...configBlob.labels].find(([k]) => LABEL_SNAPSHOT.test(k));
-      if (label && DIGEST.test(label[1])) chains.add(label[1]);
-      else need.push(config);
+      const mb = content.get(m);
+      if (mb === undefined) continue; // another platform, not fetched
+      const named = mb.labels.get(LABEL_CONFIG);
+      const configs = named !== undefined ? [named] : [...mb.labels]
+        .filter(([k, v]) => LABEL_NUMBERED.test(k) && snapshotLabel(content.get(v)) !== undefined)
+        .map(([, v]) => v);
+      if (configs.length === 0) {
+        push(out.needManifest, target, m);
+        continue;
+      }
+      for (const config of configs) {
+        push(out.configs, config, target);
+        const chain = snapshotLabel(content.get(config));
+        if (chain !== undefined) {
+          const set = out.chains.get(target) ?? new Set<string>();
+          set.add(chain);
+          out.chains.set(target, set);
+        } else if (content.has(config)) push(out.needConfig, target, config);
+      }
     }
-    if (chains.size > 0) out.chains.set(target, chains);
-    if (need.length > 0) out.needConfig.set(target, need);
   }
   return out;
+}
+
+/** The config digest a manifest's JSON names; throws on anything else. */
+export function configOfManifest(json: string): string {
+  const digest = JSON.parse(json)?.config?.digest;
+  if (typeof digest !== "string" || !DIGEST.test(digest)) throw new Error("manifest has no config");
+  return digest;
 }
 
 /** Everything {@linkcode resolveUsers} reads about one namespace. */

@@ -37,3 +37,4 @@ if [ ! -x "$PROMTOOL" ]; then
 fi
 # The system containerd must not be needed: tests run their own. Debian's package starts one;
 # it is left alone.
+bash "$(dirname "$0")/setup_docker.sh"
