@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { cleanupContainers, type ContainerLine, pruneContent } from "./cleanup.ts";
 import { type Ctr, ctrOk } from "./ctr.ts";
 import { errorText } from "./errors.ts";
+import { contentPrunePlan } from "./content_policy.ts";
 import { contentBytes, measureContent, type NamespaceSnapshot, snapshotAll } from "./inventory.ts";
 import { type Io, println, type Writer } from "./io.ts";
 import { parseImageLs, parseNamespaces } from "./listings.ts";
@@ -42,6 +43,8 @@ export interface PruneOptions {
   keep: string[];
   containerCleanup: boolean;
   contentPrune: boolean;
+  /** Content prune in namespace moby too (lib/content_policy.ts). */
+  contentPruneMoby?: boolean;
   json: boolean;
   verbose: boolean;
   /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
@@ -466,7 +469,20 @@ async function cleanContainers(run: PruneRun): Promise<NonNullable<PruneOutcome[
 
 async function cleanContent(run: PruneRun): Promise<NonNullable<PruneOutcome["content"]>> {
   const out: NonNullable<PruneOutcome["content"]> = [];
-  for (const ns of run.namespaces) {
+  const plan = contentPrunePlan(run.namespaces, {
+    contentPruneMoby: run.opts.contentPruneMoby ?? false,
+  });
+  for (const s of plan.skipped) {
+    println(run.human, `(content prune) ${s.namespace} ${s.why}`);
+    out.push({
+      namespace: s.namespace,
+      blobsBefore: 0,
+      blobsAfter: 0,
+      error: null,
+      skipped: s.why,
+    });
+  }
+  for (const ns of plan.prune) {
     try {
       const r = await pruneContent(run.ctr, ns);
       if (r.error !== undefined) {

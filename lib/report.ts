@@ -21,7 +21,14 @@ export interface PruneOutcome {
   contentBytesAfter: number | null;
   containers: { deleted: string[]; kept: string[]; errors: string[] } | null;
   content:
-    | { namespace: string; blobsBefore: number; blobsAfter: number; error: string | null }[]
+    | {
+      namespace: string;
+      blobsBefore: number;
+      blobsAfter: number;
+      error: string | null;
+      /** Why content prune left this namespace alone (lib/content_policy.ts). */
+      skipped?: string;
+    }[]
     | null;
 }
 
