@@ -16,6 +16,7 @@ import {
   chainIdOfConfig,
   chainsFromLabels,
   configOfManifest,
+  refsOfSnapshot,
   resolveUsers,
   snapshottersOf,
 } from "./lineage.ts";
@@ -175,4 +176,24 @@ export async function measureContent(ctr: Ctr, namespaces: string[]): Promise<nu
     })),
   );
   return contentBytes(lists);
+}
+
+/**
+ * The image refs a container without an `Image` (docker's) runs from: its snapshot (keyed by its
+ * ID) through its parents to an image's chain (lib/lineage.ts). Three to four ctr calls: for the
+ * recorder, once per start of such a container.
+ */
+export async function refsOfContainerSnapshot(ctr: Ctr, ns: string, id: string): Promise<string[]> {
+  const content = new Map(
+    parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"])).map((b) => [b.digest, b]),
+  );
+  const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
+  const snapshotters = snapshottersOf(content);
+  const snapshots: SnapshotRow[] = [];
+  for (const s of snapshotters.length > 0 ? snapshotters : [null]) {
+    const args = s === null ? ["snapshot", "ls"] : ["snapshot", "--snapshotter", s, "ls"];
+    snapshots.push(...parseSnapshotLs(await ctrOk(ctr, ["-n", ns, ...args])));
+  }
+  const { chains } = chainsFromLabels(images.map((i) => i.digest), content);
+  return refsOfSnapshot(id, snapshots, images, chains);
 }

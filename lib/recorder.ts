@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { RecordOptions } from "./cli.ts";
 import { type Ctr, ctrOk, type CtrStream } from "./ctr.ts";
 import { errorText } from "./errors.ts";
+import { refsOfContainerSnapshot } from "./inventory.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
 import { type Io, println } from "./io.ts";
 import { parseContainerInfo, parseContainerLs, parseNamespaces } from "./listings.ts";
@@ -110,6 +111,27 @@ export class Recorder {
     }
   }
 
+  /** `${ns} ${id}` → refs of a container without image, found through its snapshot. */
+  #snapshotRefs = new Map<string, string[]>();
+
+  /**
+   * The refs a container without `Image` (docker's) runs from, through its snapshot; looked up
+   * at start (`fresh`), remembered for its exit. Empty when none is found.
+   */
+  async #refsOfSnapshot(ns: string, id: string, fresh: boolean): Promise<string[]> {
+    const key = `${ns} ${id}`;
+    const known = this.#snapshotRefs.get(key);
+    if (known !== undefined && !fresh) return known;
+    try {
+      const refs = await refsOfContainerSnapshot(this.ctr, ns, id);
+      if (refs.length > 0) this.#snapshotRefs.set(key, refs);
+      return refs;
+    } catch (e) {
+      this.#error(`container ${ns} ${id}: cannot map its snapshot to an image: ${errorText(e)}`);
+      return [];
+    }
+  }
+
   #record(letter: string, time: number, ns: string, ref: string | null, start: boolean): void {
     const t = Math.floor(time);
     if (ref === null) {
@@ -169,12 +191,19 @@ export class Recorder {
       case "/containers/delete": {
         const id = field(p, "id");
         if (id !== undefined) this.images.delete(`${e.ns} ${id}`);
+        if (id !== undefined) this.#snapshotRefs.delete(`${e.ns} ${id}`);
         return;
       }
       case "/tasks/create": {
         const id = field(p, "container_id");
         if (id === undefined) throw new Error("no container_id in payload");
         const image = await this.#imageOf(e.ns, id);
+        if (image === null) {
+          for (const ref of await this.#refsOfSnapshot(e.ns, id, true)) {
+            this.#record("T", e.time, e.ns, ref, true);
+          }
+          if (this.#snapshotRefs.has(`${e.ns} ${id}`)) return;
+        }
         if (image !== undefined) this.#record("T", e.time, e.ns, image, true);
         return;
       }
@@ -183,9 +212,14 @@ export class Recorder {
         if (id === undefined) throw new Error("no container_id in payload");
         if (field(p, "id") !== id) return; // an exec ended, not the container
         const image = await this.#imageOf(e.ns, id);
-        if (image !== undefined) {
-          this.#record("t", payloadTime(p.exited_at) ?? e.time, e.ns, image, false);
+        const time = payloadTime(p.exited_at) ?? e.time;
+        if (image === null) {
+          for (const ref of await this.#refsOfSnapshot(e.ns, id, false)) {
+            this.#record("t", time, e.ns, ref, false);
+          }
+          if (this.#snapshotRefs.has(`${e.ns} ${id}`)) return;
         }
+        if (image !== undefined) this.#record("t", time, e.ns, image, false);
         return;
       }
     }
