@@ -180,10 +180,16 @@ export async function measureContent(ctr: Ctr, namespaces: string[]): Promise<nu
 
 /**
  * The image refs a container without an `Image` (docker's) runs from: its snapshot (keyed by its
- * ID) through its parents to an image's chain (lib/lineage.ts). Three to four ctr calls: for the
- * recorder, once per start of such a container.
+ * ID) through its parents to an image's chain (lib/lineage.ts). Three ctr calls (one more per
+ * extra snapshotter): for the recorder, once per start of such a container. `seen`: snapshots
+ * the caller learned from events, for those already removed when listing.
  */
-export async function refsOfContainerSnapshot(ctr: Ctr, ns: string, id: string): Promise<string[]> {
+export async function refsOfContainerSnapshot(
+  ctr: Ctr,
+  ns: string,
+  id: string,
+  seen: SnapshotRow[] = [],
+): Promise<string[]> {
   const content = new Map(
     parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"])).map((b) => [b.digest, b]),
   );
@@ -194,6 +200,9 @@ export async function refsOfContainerSnapshot(ctr: Ctr, ns: string, id: string):
     const args = s === null ? ["snapshot", "ls"] : ["snapshot", "--snapshotter", s, "ls"];
     snapshots.push(...parseSnapshotLs(await ctrOk(ctr, ["-n", ns, ...args])));
   }
+  // Snapshots seen in events first: a `docker run --rm` may be gone before we list.
+  const rows = new Map(seen.map((s) => [s.key, s]));
+  for (const s of snapshots) rows.set(s.key, s);
   const { chains } = chainsFromLabels(images.map((i) => i.digest), content);
-  return refsOfSnapshot(id, snapshots, images, chains);
+  return refsOfSnapshot(id, [...rows.values()], images, chains);
 }

@@ -14,7 +14,12 @@ import { errorText } from "./errors.ts";
 import { refsOfContainerSnapshot } from "./inventory.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
 import { type Io, println } from "./io.ts";
-import { parseContainerInfo, parseContainerLs, parseNamespaces } from "./listings.ts";
+import {
+  parseContainerInfo,
+  parseContainerLs,
+  parseNamespaces,
+  type SnapshotRow,
+} from "./listings.ts";
 import { acquireLock } from "./lock.ts";
 import { type Family, writeMetrics } from "./metrics.ts";
 import {
@@ -111,6 +116,27 @@ export class Recorder {
     }
   }
 
+  /** `${ns} ${key}` → parent, from `/snapshot/prepare` and `/snapshot/commit` events. */
+  #snapshotParents = new Map<string, string>();
+
+  /** The parent chain of snapshot `key` as far as events told it, as snapshot rows. */
+  #seenSnapshots(ns: string, key: string): SnapshotRow[] {
+    const rows: SnapshotRow[] = [];
+    const visited = new Set<string>();
+    let cur = key;
+    while (!visited.has(cur)) {
+      visited.add(cur);
+      const parent = this.#snapshotParents.get(`${ns} ${cur}`);
+      if (parent === undefined) {
+        if (cur !== key) rows.push({ key: cur, parent: null, kind: "Committed" });
+        break;
+      }
+      rows.push({ key: cur, parent, kind: cur === key ? "Active" : "Committed" });
+      cur = parent;
+    }
+    return rows;
+  }
+
   /** `${ns} ${id}` → refs of a container without image, found through its snapshot. */
   #snapshotRefs = new Map<string, string[]>();
 
@@ -123,7 +149,7 @@ export class Recorder {
     const known = this.#snapshotRefs.get(key);
     if (known !== undefined && !fresh) return known;
     try {
-      const refs = await refsOfContainerSnapshot(this.ctr, ns, id);
+      const refs = await refsOfContainerSnapshot(this.ctr, ns, id, this.#seenSnapshots(ns, id));
       if (refs.length > 0) this.#snapshotRefs.set(key, refs);
       return refs;
     } catch (e) {
@@ -186,6 +212,27 @@ export class Recorder {
         const image = field(p, "image") || null;
         this.images.set(`${e.ns} ${id}`, image);
         if (e.topic === "/containers/create") this.#record("C", e.time, e.ns, image, true);
+        return;
+      }
+      case "/snapshot/prepare": {
+        const key = field(p, "key");
+        const parent = field(p, "parent");
+        if (key !== undefined && parent) this.#snapshotParents.set(`${e.ns} ${key}`, parent);
+        return;
+      }
+      case "/snapshot/commit": {
+        const key = field(p, "key");
+        const name = field(p, "name");
+        const parent = this.#snapshotParents.get(`${e.ns} ${key}`);
+        this.#snapshotParents.delete(`${e.ns} ${key}`);
+        if (name !== undefined && parent !== undefined) {
+          this.#snapshotParents.set(`${e.ns} ${name}`, parent);
+        }
+        return;
+      }
+      case "/snapshot/remove": {
+        const key = field(p, "key");
+        if (key !== undefined) this.#snapshotParents.delete(`${e.ns} ${key}`);
         return;
       }
       case "/containers/delete": {

@@ -381,6 +381,32 @@ Deno.test("Recorder maps a docker container (no image) through its snapshot to i
   });
 });
 
+Deno.test("Recorder maps a docker run --rm already gone from snapshot ls (real 2.1.9 events)", async () => {
+  const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
+  const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
+  const { rec, io } = setup({
+    quiet: false,
+    script: (args) => {
+      switch (args.join(" ")) {
+        case "-n moby content ls":
+          return ok(text("content_ls.txt"));
+        case "-n moby image ls":
+          return ok(text("image_ls.txt"));
+        case "-n moby snapshot --snapshotter overlayfs ls":
+          return ok(text("snapshot_ls.txt")); // captured before the run: no such container
+      }
+      return fail("unexpected\n");
+    },
+  });
+  for (const l of text("events_run_rm.txt").split("\n").filter((l) => l !== "")) {
+    await rec.handleLine(l);
+  }
+  const lines = said(io).filter((l) => !l.startsWith("D "));
+  assert.equal(lines.length, 2, lines.join("\n"));
+  assert.match(lines[0]!, /^T \d+ moby docker\.io\/library\/unused:1$/);
+  assert.match(lines[1]!, /^t \d+ moby docker\.io\/library\/unused:1$/);
+});
+
 Deno.test("Recorder forgets deleted containers", async () => {
   const { rec, ctr } = setup({ script: () => fail("ctr: not found\n") });
   await rec.handleLine(line("/containers/create", CREATE));
