@@ -22,7 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function skipReason(): Promise<string | null> {
   try {
     const out = await new Deno.Command("containerd", { args: ["--version"] }).output();
-    const v = /\s v?(\d+)\.(\d+)/.exec(new TextDecoder().decode(out.stdout));
+    const v = /\sv?(\d+)\.(\d+)\.\d+/.exec(new TextDecoder().decode(out.stdout));
     if (v && (Number(v[1]) < 1 || (Number(v[1]) === 1 && Number(v[2]) < 7))) {
       return `containerd ${v[1]}.${v[2]} on PATH: Docker 26 needs containerd 1.7+ ` +
         `(run with CTRE_TEST_CONTAINERD=1.7.24 or 2.1.9)`;
