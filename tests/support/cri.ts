@@ -28,7 +28,7 @@
  * @module
  */
 
-import { TestContainerd } from "./containerd.ts";
+import { agecontent, TestContainerd } from "./containerd.ts";
 import { buildOciImage } from "./oci_image.ts";
 import { TestRegistry } from "./registry.ts";
 
@@ -405,6 +405,30 @@ export class CriNode {
   /** Image refs in `k8s.io` as ctr sees them, sorted. */
   imageRefs(): Promise<string[]> {
     return this.containerd.imageRefs(CRI_NAMESPACE);
+  }
+
+  /**
+   * Backdates containers (CreatedAt, UpdatedAt) in containerd's metadata DB by `ageSeconds`:
+   * stops containerd, rewrites them (tests/support/agecontent), starts it again and waits until
+   * CRI answers (CRI recovers its pods and containers as after any containerd restart; running
+   * tasks keep running). For clean-up rules that spare containers updated recently.
+   */
+  async ageContainers(ids: string[], ageSeconds: number): Promise<void> {
+    const tool = await agecontent();
+    const c = this.containerd;
+    await c.stopDaemon();
+    try {
+      const out = await new Deno.Command(tool, {
+        args: [c.metaDb, CRI_NAMESPACE, String(Math.round(ageSeconds)), ...ids],
+        env: { AGECONTENT_BUCKET: "containers" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (out.code !== 0) throw new Error(`agecontent failed: ${decoder.decode(out.stderr)}`);
+    } finally {
+      await c.startDaemon();
+    }
+    await waitCriReady(this.client, c);
   }
 
   /** Stops and removes every pod CRI lists (best effort, never throws). */
