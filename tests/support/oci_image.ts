@@ -163,8 +163,15 @@ function tagOf(ref: string): string {
   return colon > lastSlash ? name.slice(colon + 1) : "latest";
 }
 
-/** Builds the image for `ref` and `variant` in memory. */
-export async function buildOciImage(ref: string, variant: string): Promise<OciImage> {
+/**
+ * Builds the image for `ref` and `variant` in memory. `cmd` replaces the config's default
+ * command (`["sh"]`), e.g. a long `sleep` for a CRI sandbox ("pause") image.
+ */
+export async function buildOciImage(
+  ref: string,
+  variant: string,
+  cmd: string[] = ["sh"],
+): Promise<OciImage> {
   const layer = await blob(writeTar([
     { type: "dir", name: "bin/" },
     { type: "file", name: "bin/busybox", data: await busybox(), mode: 0o755 },
@@ -177,7 +184,7 @@ export async function buildOciImage(ref: string, variant: string): Promise<OciIm
     created: CREATED,
     architecture: hostArch(),
     os: "linux",
-    config: { Env: ["PATH=/bin"], Cmd: ["sh"] },
+    config: { Env: ["PATH=/bin"], Cmd: cmd },
     rootfs: { type: "layers", diff_ids: [layer.digest] },
     history: [{ created: CREATED, created_by: `ctre test image, variant ${variant}` }],
   }));
