@@ -312,9 +312,31 @@ export function resolveUsers(input: LineageInput): Resolution {
   for (const s of input.snapshots ?? []) {
     if (s.kind === "Committed" || claimed.has(s.key)) continue;
     unclaimed.push(s.key);
-    keepLineage(s.key, leases.has(s.key) ? "lease" : "snapshot", lineage(s.key));
+    const lin = lineage(s.key);
+    const volume = imageVolumeOf(s.key);
+    if (volume !== null) {
+      // containerd 2.1+ CRI image volume: the key names the pod and the image's manifest.
+      const how = leases.has(volume.sandbox) ? "lease" : "snapshot";
+      const exact = allDigests.includes(volume.digest) && lin.kind === "chain" &&
+        (chains.get(volume.digest)?.has(lin.chain) ?? false);
+      if (exact) {
+        add([volume.digest], { id: s.key, how });
+        continue;
+      }
+    }
+    keepLineage(s.key, leases.has(s.key) ? "lease" : "snapshot", lin);
   }
   return { usersOf, warnings, needInfo, unclaimed };
+}
+
+/**
+ * An image volume's snapshot key as containerd 2.1's CRI makes it:
+ * `<state>/io.containerd.grpc.v1.cri/image-volumes/<sandbox id>/<manifest hex>` (seen live on
+ * 2.1.9; its lease has the sandbox's ID). null for any other key.
+ */
+export function imageVolumeOf(key: string): { sandbox: string; digest: string } | null {
+  const m = /\/image-volumes\/([0-9a-f]{64})\/([0-9a-f]{64})$/.exec(key);
+  return m ? { sandbox: m[1]!, digest: `sha256:${m[2]}` } : null;
 }
 
 /** The image refs a started container runs from, through its snapshot (for the recorder). */

@@ -16,6 +16,7 @@ import {
 import {
   type ContainerInfo,
   type ImageRow,
+  parseContainerInfo,
   parseContainerLs,
   parseContentLs,
   parseImageLs,
@@ -278,4 +279,31 @@ Deno.test("refsOfSnapshot maps a docker container's snapshot to its image's refs
     "docker.io/library/stop:1",
   ]);
   assert.deepEqual(refsOfSnapshot("nope", input.snapshots!, input.images, input.chains!), []);
+});
+
+Deno.test("containerd 2.1.9 CRI image volume: its snapshot and the pod's lease keep the image", () => {
+  const { input } = load("cri-2.1-image-volume");
+  const r = resolveUsers({ ...input, ns: "k8s.io" });
+  const vol = input.images.find((i) => i.ref.endsWith("/library/vol:1"))!;
+  const users = r.usersOf.get(vol.digest)!;
+  assert.equal(users.length, 1);
+  assert.equal(users[0]!.how, "lease");
+  assert.match(
+    users[0]!.id,
+    /\/io\.containerd\.grpc\.v1\.cri\/image-volumes\/[0-9a-f]{64}\/[0-9a-f]{64}$/,
+  );
+  assert.ok(users[0]!.id.endsWith(vol.digest.slice(7)));
+  const app = input.images.find((i) => i.ref.endsWith("/library/app:1"))!;
+  assert.deepEqual(r.usersOf.get(app.digest)!.map((u) => u.how), ["name"]);
+  assert.deepEqual(r.warnings, []);
+});
+
+Deno.test("parseContainerInfo reads CRI's ImageRef from a real 2.1.9 CRI container", () => {
+  const info = parseContainerInfo(fixture("cri-2.1-image-volume/containers_info.txt"));
+  const { input } = load("cri-2.1-image-volume");
+  const app = input.images.find((i) => i.ref.endsWith("/library/app:1"))!;
+  assert.match(info.criImageRef!, /^sha256:[0-9a-f]{64}$/);
+  // CRI's image id is the config digest, also a ref CRI creates for the same target.
+  assert.equal(input.images.find((i) => i.ref === info.criImageRef)?.digest, app.digest);
+  assert.equal(info.snapshotKey, info.id);
 });
