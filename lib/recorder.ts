@@ -17,9 +17,11 @@ import { type Io, println } from "./io.ts";
 import {
   parseContainerInfo,
   parseContainerLs,
+  parseImageLs,
   parseNamespaces,
   type SnapshotRow,
 } from "./listings.ts";
+import { imageVolumeOf } from "./lineage.ts";
 import { acquireLock } from "./lock.ts";
 import { type Family, writeMetrics } from "./metrics.ts";
 import {
@@ -137,6 +139,20 @@ export class Recorder {
     return rows;
   }
 
+  /** `${ns} ${key}` → refs of the image an image volume's snapshot mounts. */
+  #volumeRefs = new Map<string, string[]>();
+
+  /** The refs whose target is `digest` (one `ctr image ls`); empty on failure, logged. */
+  async #refsOfDigest(ns: string, digest: string): Promise<string[]> {
+    try {
+      const images = parseImageLs(await ctrOk(this.ctr, ["-n", ns, "image", "ls"]));
+      return images.filter((i) => i.digest === digest).map((i) => i.ref).sort();
+    } catch (e) {
+      this.#error(`image volume of ${digest} in ${ns}: ${errorText(e)}`);
+      return [];
+    }
+  }
+
   /** `${ns} ${id}` → refs of a container without image, found through its snapshot. */
   #snapshotRefs = new Map<string, string[]>();
 
@@ -218,6 +234,13 @@ export class Recorder {
         const key = field(p, "key");
         const parent = field(p, "parent");
         if (key !== undefined && parent) this.#snapshotParents.set(`${e.ns} ${key}`, parent);
+        const volume = key === undefined ? null : imageVolumeOf(key);
+        if (volume !== null) {
+          // A pod's image volume (containerd 2.1+ CRI): its start is the mount.
+          const refs = await this.#refsOfDigest(e.ns, volume.digest);
+          this.#volumeRefs.set(`${e.ns} ${key}`, refs);
+          for (const ref of refs) this.#record("V", e.time, e.ns, ref, true);
+        }
         return;
       }
       case "/snapshot/commit": {
@@ -233,6 +256,9 @@ export class Recorder {
       case "/snapshot/remove": {
         const key = field(p, "key");
         if (key !== undefined) this.#snapshotParents.delete(`${e.ns} ${key}`);
+        const refs = this.#volumeRefs.get(`${e.ns} ${key}`);
+        this.#volumeRefs.delete(`${e.ns} ${key}`);
+        for (const ref of refs ?? []) this.#record("v", e.time, e.ns, ref, false);
         return;
       }
       case "/containers/delete": {

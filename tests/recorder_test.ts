@@ -407,6 +407,25 @@ Deno.test("Recorder maps a docker run --rm already gone from snapshot ls (real 2
   assert.match(lines[1]!, /^t \d+ moby docker\.io\/library\/unused:1$/);
 });
 
+Deno.test("Recorder records an image volume's mount and unmount (containerd 2.1 CRI)", async () => {
+  const dir = new URL("./testdata/lineage/cri-2.1-image-volume/", import.meta.url);
+  const imageLs = Deno.readTextFileSync(new URL("image_ls.txt", dir));
+  const snapshots = Deno.readTextFileSync(new URL("snapshot_ls.txt", dir));
+  const key = snapshots.split("\n").map((l) => l.split(/\s+/)).find((c) =>
+    c[0]!.includes("/image-volumes/")
+  )!;
+  const { rec, io } = setup({
+    script: (args) => args.join(" ") === `-n ${NS} image ls` ? ok(imageLs) : fail("unexpected\n"),
+  });
+  await rec.handleLine(line("/snapshot/prepare", { key: key[0], parent: key[1] }, NS, 0));
+  await rec.handleLine(line("/snapshot/remove", { key: key[0], snapshotter: "overlayfs" }, NS, 9));
+  const refs = said(io).filter((l) => !l.startsWith("D "));
+  assert.equal(refs.length, 6, refs.join("\n")); // tag, repo@digest, sha256:<config>; twice
+  assert.ok(refs.slice(0, 3).every((l) => l.startsWith(`V ${T0} ${NS} `)));
+  assert.ok(refs.slice(3).every((l) => l.startsWith(`v ${T0 + 9} ${NS} `)));
+  assert.ok(refs.some((l) => /\/library\/vol:1$/.test(l)));
+});
+
 Deno.test("Recorder forgets deleted containers", async () => {
   const { rec, ctr } = setup({ script: () => fail("ctr: not found\n") });
   await rec.handleLine(line("/containers/create", CREATE));
