@@ -36,6 +36,17 @@ const LABEL_MANIFEST = /^containerd\.io\/gc\.ref\.content\.m\./;
 const LABEL_SNAPSHOT = /^containerd\.io\/gc\.ref\.snapshot\.(.+)$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 export const MOBY_DANGLING = "moby-dangling@";
+/** The label dockerd puts on its containers. */
+const DOCKER_LABEL = "com.docker/engine.bundle.path";
+
+/** The repository of a ref (without `@digest` and `:tag`); null for `sha256:…`. */
+function repositoryOf(ref: string): string | null {
+  if (/^sha256:[0-9a-f]{64}$/.test(ref)) return null;
+  const at = ref.indexOf("@");
+  if (at >= 0) return ref.slice(0, at);
+  const colon = ref.lastIndexOf(":");
+  return colon > ref.lastIndexOf("/") ? ref.slice(0, colon) : ref;
+}
 
 /** The chain ID of an image's layers: one → diff_ids[0]; more → sha256(prev + " " + next). */
 export function chainId(diffIds: readonly string[]): string {
@@ -187,6 +198,8 @@ export function resolveUsers(input: LineageInput): Resolution {
   const needInfo: string[] = [];
   const usersOf = new Map<string, User[]>();
   const digestOfRef = new Map(input.images.map((i) => [i.ref, i.digest]));
+  const refsOf = new Map<string, string[]>();
+  for (const i of input.images) refsOf.set(i.digest, [...(refsOf.get(i.digest) ?? []), i.ref]);
   const allDigests = [...new Set(input.images.map((i) => i.digest))];
   const chains = input.chains ?? new Map<string, Set<string>>();
   const imagesOfChain = new Map<string, string[]>();
@@ -280,6 +293,9 @@ export function resolveUsers(input: LineageInput): Resolution {
         if (info === undefined) {
           needInfo.push(c.id);
           keepAll(c.id, "no image name, no snapshot under its ID, and no ctr containers info");
+        } else if (input.ns === "moby" || DOCKER_LABEL in info.labels) {
+          // dockerd sets no SnapshotKey; its snapshot is keyed by the container ID.
+          keepAll(c.id, "a docker container whose snapshot is not listed");
         } else if (info.snapshotKey && info.snapshotter) {
           keepAll(
             c.id,
@@ -295,6 +311,21 @@ export function resolveUsers(input: LineageInput): Resolution {
       (chains.get(named)?.has(lin.chain) ?? false);
     if (agrees) {
       add([named], { id: c.id, how: "name" });
+      // A tag moved to an image with the same layers (a rebuild that changed only its config):
+      // the old digest of that repository has the same chain, and only CRI's record can tell
+      // which of them runs. Without one, keep them all.
+      const repo = repositoryOf(c.image!);
+      const siblings = (imagesOfChain.get(lin.chain) ?? []).filter((d) =>
+        d !== named && (refsOf.get(d) ?? []).some((r) => repositoryOf(r) === repo)
+      );
+      if (siblings.length > 0) {
+        const cri = byCriRecord(info);
+        if (cri.length > 0) add(cri, { id: c.id, how: "cri-record" });
+        else {
+          if (info === undefined) needInfo.push(c.id);
+          add(siblings, { id: c.id, how: "snapshot" });
+        }
+      }
       continue;
     }
     const cri = byCriRecord(info);

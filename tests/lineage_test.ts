@@ -235,10 +235,11 @@ Deno.test("never prune on a guess: unknown users keep every image and say why", 
 });
 
 Deno.test("a container with no image and no snapshot: its info decides", () => {
-  const { input } = load("ctr-2.1", {
+  const { input: loaded } = load("ctr-2.1", {
     content: "content_ls_lineage.txt",
     images: "image_ls_lineage.txt",
   });
+  const input = { ...loaded, ns: "default" };
   const rootfs = { id: "rootfs-only", image: null, runtime: "io.containerd.runc.v2" };
   const asked = resolveUsers({ ...input, containers: [...input.containers, rootfs] });
   assert.deepEqual(asked.needInfo, ["rootfs-only"]);
@@ -306,4 +307,82 @@ Deno.test("parseContainerInfo reads CRI's ImageRef from a real 2.1.9 CRI contain
   // CRI's image id is the config digest, also a ref CRI creates for the same target.
   assert.equal(input.images.find((i) => i.ref === info.criImageRef)?.digest, app.digest);
   assert.equal(info.snapshotKey, info.id);
+});
+
+Deno.test("a tag moved to an image with the same layers: CRI's record decides, else both stay", () => {
+  const { input } = load("ctr-2.1", {
+    content: "content_ls_lineage.txt",
+    images: "image_ls_lineage.txt",
+  });
+  const a = input.images.find((i) => i.ref === "docker.io/library/a:1")!;
+  // The old digest of the same repository, same layers (only its config differed).
+  const old = {
+    ...a,
+    ref: "docker.io/library/a@sha256:" + "e".repeat(64),
+    digest: "sha256:" + "e".repeat(64),
+  };
+  const chains = new Map(input.chains!);
+  chains.set(old.digest, chains.get(a.digest)!);
+  const images = [...input.images, old];
+  const guess = resolveUsers({ ...input, images, chains });
+  assert.deepEqual(usersByRef(images, guess.usersOf)[old.ref], ["c1:snapshot"]);
+  assert.deepEqual(usersByRef(images, guess.usersOf)["docker.io/library/a:1"], ["c1:name"]);
+  assert.deepEqual(guess.needInfo, ["c1"]);
+  const info = (criImageRef: string): ContainerInfo => ({
+    id: "c1",
+    image: "docker.io/library/a:1",
+    labels: {},
+    createdAt: "",
+    updatedAt: "",
+    snapshotKey: "c1",
+    snapshotter: "overlayfs",
+    criImageRef,
+  });
+  // CRI says it runs the old one: both stay (the name's image too).
+  const configs = new Map(input.configs!);
+  configs.set("sha256:" + "c".repeat(64), [old.digest]);
+  const runsOld = resolveUsers({
+    ...input,
+    images,
+    chains,
+    configs,
+    infos: new Map([["c1", info("sha256:" + "c".repeat(64))]]),
+  });
+  assert.deepEqual(usersByRef(images, runsOld.usersOf)[old.ref], ["c1:cri-record"]);
+  assert.deepEqual(usersByRef(images, runsOld.usersOf)["docker.io/library/a:1"], ["c1:name"]);
+  // CRI says it runs the named one: the old digest may go.
+  const aConfig = [...input.configs!].find(([, ts]) => ts.includes(a.digest))![0];
+  const runsNamed = resolveUsers({
+    ...input,
+    images,
+    chains,
+    infos: new Map([["c1", info(aConfig)]]),
+  });
+  assert.deepEqual(usersByRef(images, runsNamed.usersOf)[old.ref], []);
+  assert.deepEqual(usersByRef(images, runsNamed.usersOf)["docker.io/library/a:1"], [
+    "c1:cri-record",
+    "c1:name",
+  ]);
+});
+
+Deno.test("a docker container whose snapshot is not listed keeps everything", () => {
+  const { input } = load("docker-2.1");
+  const running = input.containers[0]!;
+  const info: ContainerInfo = {
+    id: running.id,
+    image: "",
+    labels: { "com.docker/engine.bundle.path": "/x" },
+    createdAt: "",
+    updatedAt: "",
+    snapshotKey: "",
+    snapshotter: "",
+    criImageRef: null,
+  };
+  const r = resolveUsers({
+    ...input,
+    snapshots: input.snapshots!.filter((s) => !s.key.startsWith(running.id)),
+    infos: new Map([[running.id, info]]),
+  });
+  assert.match(r.warnings.join("\n"), /a docker container whose snapshot is not listed/);
+  assert.equal(r.usersOf.size, new Set(input.images.map((i) => i.digest)).size);
 });
