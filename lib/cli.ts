@@ -52,6 +52,8 @@ Options:
       --keep-file FILE       Keep patterns, one per line (<state-dir>/keep is always read)
       --no-container-cleanup Do not remove stopped containers afterwards
       --no-content-prune     Do not run "ctr content prune references" afterwards
+      --content-prune-moby   Run it in Docker's namespace moby too (off by default: dockerd needs
+                             the layers of the images it keeps for docker save/push/commit)
       --json                 Print one JSON document with every image, its decision and reason
                              (with --dry-run or --force; other output goes to stderr)
       --metrics              Write Prometheus metrics to <state-dir>/metrics/ctre.prom
@@ -241,6 +243,7 @@ export function parseCommand(argv: string[]): Command {
       "keep-file": { type: "string" },
       "no-container-cleanup": { type: "boolean" },
       "no-content-prune": { type: "boolean" },
+      "content-prune-moby": { type: "boolean" },
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
       metrics: { type: "boolean" },
@@ -266,6 +269,7 @@ export function parseCommand(argv: string[]): Command {
       keep: v.keep ?? [],
       containerCleanup: !v["no-container-cleanup"],
       contentPrune: !v["no-content-prune"],
+      contentPruneMoby: v["content-prune-moby"] ?? false,
       json: v.json ?? false,
       verbose: v.verbose ?? false,
       metrics: v.metrics ?? false,

@@ -49,6 +49,8 @@ export interface PruneOptions {
   keep: string[];
   containerCleanup: boolean;
   contentPrune: boolean;
+  /** Content prune in namespace moby too (lib/content_policy.ts). */
+  contentPruneMoby?: boolean;
   json: boolean;
   verbose: boolean;
   /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
@@ -436,7 +438,9 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
     outcome.containers = await cleanContainers(ctr, run.namespaces, io.now(), run.lines);
   }
   if (outcome.removedImages > 0 && opts.contentPrune) {
-    outcome.content = await cleanContent(ctr, run.namespaces, run.lines);
+    outcome.content = await cleanContent(ctr, run.namespaces, {
+      contentPruneMoby: opts.contentPruneMoby ?? false,
+    }, run.lines);
   }
   await measureAfter(ctr, run.namespaces, outcome, run.lines);
   const failed = outcome.failed.length + (outcome.containers?.errors.length ?? 0) +

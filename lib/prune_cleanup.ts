@@ -7,6 +7,7 @@
  */
 import { cleanupContainers, type ContainerLine } from "./cleanup.ts";
 import type { Ctr } from "./ctr.ts";
+import { contentPrunePlan } from "./content_policy.ts";
 import { errorText } from "./errors.ts";
 import { measureContent } from "./inventory.ts";
 import { pruneContentSafely } from "./layer_guard.ts";
@@ -53,14 +54,30 @@ export async function cleanContainers(
   return result;
 }
 
-/** Content prune of every namespace of `namespaces`, keeping every remaining image whole. */
+/**
+ * Content prune of every namespace of `namespaces` that content_policy.ts allows, keeping every
+ * remaining image whole.
+ */
 export async function cleanContent(
   ctr: Ctr,
   namespaces: string[],
+  opts: { contentPruneMoby: boolean },
   out: Lines,
 ): Promise<NonNullable<PruneOutcome["content"]>> {
   const result: NonNullable<PruneOutcome["content"]> = [];
-  for (const ns of namespaces) {
+  const plan = contentPrunePlan(namespaces, opts);
+  for (const s of plan.skipped) {
+    out.say(`(content prune) ${s.namespace} ${s.why}`);
+    result.push({
+      namespace: s.namespace,
+      blobsBefore: 0,
+      blobsAfter: 0,
+      protected: [],
+      error: null,
+      skipped: s.why,
+    });
+  }
+  for (const ns of plan.prune) {
     try {
       const r = await pruneContentSafely(ctr, ns);
       for (const refs of r.protected) {

@@ -33,12 +33,17 @@ export interface PruneOutcome {
       /** Images whose layer references content prune left alone (refs joined by " "). */
       protected: string[];
       error: string | null;
+      /** Why content prune left this namespace alone (lib/content_policy.ts). */
+      skipped?: string;
     }[]
     | null;
 }
 
 function detail(p: ImagePlan): string {
-  if (p.reason === "in-use") return `in-use by ${p.containers?.join(",")}`;
+  if (p.reason === "in-use") {
+    const users = p.users?.map((u) => `${u.id}(${u.how})`) ?? p.containers ?? [];
+    return `in-use by ${users.join(",")}`;
+  }
   if (p.reason === "kept-by-pattern") return `kept-by-pattern ${p.pattern}`;
   if (p.reason === "recently-used") {
     return `recently-used ${isoTime(Math.max(p.lastStart ?? 0, p.lastStop ?? 0))}`;
@@ -94,6 +99,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
     decision: p.decision,
     reason: p.reason,
     containers: p.containers ?? null,
+    users: p.users?.map((u) => ({ id: u.id, how: u.how, why: u.why ?? null })) ?? null,
     pattern: p.pattern ?? null,
     lruRank: p.lruRank ?? null,
     budgetNeeded: p.budgetNeeded ?? null,

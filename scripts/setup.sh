@@ -36,5 +36,7 @@ if [ ! -x "$PROMTOOL" ]; then
   rm -rf "$tmp"
 fi
 bash "$(dirname "$0")/setup_systemd.sh" >/dev/null  # debootstrap, systemd-nspawn, cached rootfs
+bash "$(dirname "$0")/setup_cri.sh"
 # The system containerd must not be needed: tests run their own. Debian's package starts one;
 # it is left alone.
+bash "$(dirname "$0")/setup_docker.sh"

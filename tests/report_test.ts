@@ -76,6 +76,7 @@ const PLAN: ImagePlan[] = [
     decision: "keep",
     reason: "in-use",
     containers: ["c-one", "c-two"],
+    users: [{ id: "c-one", how: "name" }, { id: "c-two", how: "lease" }],
   },
   {
     ...base,

@@ -39,6 +39,17 @@ export interface CtrRawResult {
   stderr: Uint8Array;
 }
 
+/** Options of {@linkcode TestContainerd.start}. */
+export interface StartOptions {
+  /** containerd's root on a tmpfs of this size (e.g. "64m"). */
+  rootSize?: string;
+  /**
+   * Enables the CRI plugin (disabled otherwise) and appends this TOML to config.toml (see
+   * tests/support/cri.ts, which builds it for the running containerd version).
+   */
+  criConfig?: (c: TestContainerd) => string;
+}
+
 /** Prefix of every temp dir the harness makes (the dir's name is also its cgroup parent). */
 export const TEMP_PREFIX = "ctre-e2e-";
 
@@ -298,6 +309,7 @@ export class TestContainerd {
   #child: Deno.ChildProcess | undefined;
   #status: Promise<Deno.CommandStatus> | undefined;
   #imports = 0;
+  #criConfig: ((c: TestContainerd) => string) | undefined;
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -341,13 +353,14 @@ export class TestContainerd {
    * Set `CTRE_E2E_SNAPSHOTTER=native` to force the native snapshotter. With `rootSize` (e.g.
    * "64m"), containerd's root is a tmpfs of that size, so disk pressure is real and measurable.
    */
-  static async start(opts: { rootSize?: string } = {}): Promise<TestContainerd> {
+  static async start(opts: StartOptions = {}): Promise<TestContainerd> {
     let dir = await Deno.makeTempDir({ prefix: TEMP_PREFIX });
     if (`${dir}/containerd.sock.ttrpc`.length > MAX_SOCKET_PATH) {
       await Deno.remove(dir);
       dir = await Deno.makeTempDir({ dir: "/tmp", prefix: TEMP_PREFIX });
     }
     const c = new TestContainerd(dir);
+    c.#criConfig = opts.criConfig;
     try {
       for (const sub of ["root", "state", "runc-root", "fifo", "opt"]) {
         await Deno.mkdir(`${dir}/${sub}`, { mode: 0o711 });
@@ -386,7 +399,9 @@ export class TestContainerd {
       `state = ${toml(`${d}/state`)}`,
       "oom_score = 0",
       "disabled_plugins = [",
-      '  "io.containerd.grpc.v1.cri",',
+      this.#criConfig === undefined
+        ? '  "io.containerd.grpc.v1.cri",'
+        : '  "io.containerd.nri.v1.nri",',
       '  "io.containerd.snapshotter.v1.aufs",',
       '  "io.containerd.snapshotter.v1.btrfs",',
       '  "io.containerd.snapshotter.v1.devmapper",',
@@ -416,6 +431,7 @@ export class TestContainerd {
       '  [plugins."io.containerd.runtime.v1.linux"]',
       `    runtime_root = ${toml(this.runcRoot)}`,
       "",
+      ...(this.#criConfig === undefined ? [] : [this.#criConfig(this)]),
     ].join("\n");
   }
 
@@ -798,7 +814,7 @@ export class TestContainerd {
 /** Starts a TestContainerd, runs `fn` with it, and always cleans up. */
 export async function withContainerd(
   fn: (c: TestContainerd) => Promise<void>,
-  opts: { rootSize?: string } = {},
+  opts: StartOptions = {},
 ): Promise<void> {
   const c = await TestContainerd.start(opts);
   try {

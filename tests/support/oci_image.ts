@@ -60,12 +60,13 @@ function tagOf(ref: string): string {
 
 /**
  * Builds the image for `ref` and `variant` in memory. With `layers: 2` a second layer adds the
- * file `/layer2` (holding the variant), so running the image needs both layers.
+ * file `/layer2` (holding the variant), so running the image needs both layers. `cmd` replaces
+ * the config's default command (`["sh"]`), e.g. a long `sleep` for a CRI sandbox ("pause") image.
  */
 export async function buildOciImage(
   ref: string,
   variant: string,
-  opts: { layers?: 1 | 2 } = {},
+  opts: { layers?: 1 | 2; cmd?: string[] } = {},
 ): Promise<OciImage> {
   const layer = await blob(writeTar([
     { type: "dir", name: "bin/" },
@@ -85,7 +86,7 @@ export async function buildOciImage(
     created: CREATED,
     architecture: hostArch(),
     os: "linux",
-    config: { Env: ["PATH=/bin"], Cmd: ["sh"] },
+    config: { Env: ["PATH=/bin"], Cmd: opts.cmd ?? ["sh"] },
     rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) },
     history: layers.map(() => ({
       created: CREATED,

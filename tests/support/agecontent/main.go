@@ -6,6 +6,10 @@
 // v1/<namespace>/content/blob/<digest>, keys "createdat" and "updatedat", as the bytes of Go's
 // time.Time.MarshalBinary. `ctr content ls` prints AGE from createdat. This tool sets both keys
 // to now-AGE_SECONDS for the given digests. containerd must not be running (it holds the lock).
+//
+// With AGECONTENT_BUCKET=containers it backdates containers instead (v1/<namespace>/containers/
+// <id>, the same two keys; `ctr containers info` shows them as CreatedAt and UpdatedAt), and the
+// arguments after AGE_SECONDS are container ids.
 package main
 
 import (
@@ -47,14 +51,18 @@ func run(args []string) error {
 	}
 	defer db.Close()
 	return db.Update(func(tx *bolt.Tx) error {
-		blobs := bucket(tx, "v1", ns, "content", "blob")
+		names := []string{"v1", ns, "content", "blob"}
+		if os.Getenv("AGECONTENT_BUCKET") == "containers" {
+			names = []string{"v1", ns, "containers"}
+		}
+		blobs := bucket(tx, names...)
 		if blobs == nil {
-			return fmt.Errorf("no bucket v1/%s/content/blob in %s", ns, path)
+			return fmt.Errorf("no bucket %v in %s", names, path)
 		}
 		for _, d := range digests {
 			b := blobs.Bucket([]byte(d))
 			if b == nil {
-				return fmt.Errorf("no blob %s in namespace %s", d, ns)
+				return fmt.Errorf("no %s %s in namespace %s", names[len(names)-1], d, ns)
 			}
 			if err := b.Put([]byte("createdat"), stamp); err != nil {
 				return err
