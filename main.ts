@@ -32,12 +32,26 @@ async function run(argv: string[]): Promise<number> {
         import("./lib/prune.ts"),
       ]);
       const opts = cmd.prune;
-      const keep = [
-        ...opts.keep,
-        ...await readKeepFile(join(opts.stateDir, "keep"), true),
-        ...(cmd.keepFile === undefined ? [] : await readKeepFile(cmd.keepFile, false)),
-      ];
-      return await prune(systemCtr(cmd.address), { ...opts, keep }, io);
+      // The keep files are read for every run: a repeating pruner sees their edits.
+      const once = async () => {
+        const keep = [
+          ...opts.keep,
+          ...await readKeepFile(join(opts.stateDir, "keep"), true),
+          ...(cmd.keepFile === undefined ? [] : await readKeepFile(cmd.keepFile, false)),
+        ];
+        return await prune(systemCtr(cmd.address), { ...opts, keep }, io);
+      };
+      if (cmd.schedule === null) return await once();
+      const { abortableSleep, repeat } = await import("./lib/schedule.ts");
+      const schedule = cmd.schedule;
+      return await untilSignal((stop) =>
+        repeat(once, schedule, {
+          sleep: abortableSleep,
+          random: Math.random,
+          now: io.now,
+          log: (line) => println(io.stderr, line),
+        }, stop)
+      );
     }
     case "doctor": {
       const { diagnose, reportChecks } = await import("./lib/doctor.ts");
@@ -63,6 +77,22 @@ async function run(argv: string[]): Promise<number> {
         for (const s of signals) Deno.removeSignalListener(s, onSignal);
       }
     }
+  }
+}
+
+/**
+ * Runs `work` with a signal that SIGTERM or SIGINT aborts instead of killing the process (as the
+ * recorder's case above does).
+ */
+async function untilSignal(work: (stop: AbortSignal) => Promise<number>): Promise<number> {
+  const stop = new AbortController();
+  const signals = ["SIGTERM", "SIGINT"] as const;
+  const onSignal = () => stop.abort();
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  try {
+    return await work(stop.signal);
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
   }
 }
 

@@ -60,6 +60,60 @@ export function takeUntil(ordered: ImagePlan[], overBytes: number): ImagePlan[] 
   return out;
 }
 
+/**
+ * Ranks the prunable images least recently used first and keeps, as within-budget, those the
+ * estimate (image sizes) says need not go to remove `overBytes`.
+ */
+export function applyBudget(plan: ImagePlan[], overBytes: number): ImagePlan[] {
+  const ordered = lruOrder(plan.filter((p) => p.decision === "prune"));
+  const needed = new Set(overBytes > 0 ? takeUntil(ordered, overBytes) : []);
+  const rank = new Map(ordered.map((p, i) => [p, i + 1]));
+  return plan.map((p) => {
+    const r = rank.get(p);
+    if (r === undefined) return p;
+    return needed.has(p)
+      ? { ...p, lruRank: r, budgetNeeded: true }
+      : { ...p, lruRank: r, budgetNeeded: false, decision: "keep", reason: "within-budget" };
+  });
+}
+
+/**
+ * The images disk-pressure removal may take, in plan order: forced, every image the policy
+ * allows (the budget's estimate may fall short, so later batches go further down the LRU
+ * order); asked, only those listed (prunable).
+ */
+export function budgetCandidates(
+  plan: ImagePlan[],
+  mode: "ask" | "force" | "dry-run",
+): ImagePlan[] {
+  return plan.filter((p) =>
+    p.decision === "prune" || (mode === "force" && p.reason === "within-budget")
+  );
+}
+
+/**
+ * The next batch of `left` (LRU order) for `overBytes` still to free: one image while the ratio
+ * of freed bytes to image sizes is unknown, else the shortest prefix whose sizes, scaled by the
+ * ratio, cover it.
+ */
+export function nextBatch(left: ImagePlan[], overBytes: number, ratio: number | null): ImagePlan[] {
+  return ratio === null ? left.slice(0, 1) : takeUntil(left, overBytes / ratio);
+}
+
+/**
+ * Bytes freed per byte of image size after a batch (`freed` measured), never below 1: shared
+ * layers make removals free less, and then more batches follow. Unchanged when the batch had
+ * no size.
+ */
+export function updateRatio(
+  batch: ImagePlan[],
+  freed: number,
+  ratio: number | null,
+): number | null {
+  const estimated = batch.reduce((sum, p) => sum + p.size, 0);
+  return estimated > 0 ? Math.max(1, freed / estimated) : ratio;
+}
+
 /** Size of the content store: `ctr content ls` of every namespace, each digest once. */
 export async function storeBytes(ctr: Ctr): Promise<number> {
   return measureContent(ctr, parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"])));

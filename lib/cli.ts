@@ -12,6 +12,7 @@ import type { Budget } from "./budget.ts";
 /** Where containerd keeps its content and snapshots by default (for --min-free). */
 export const DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd";
 import type { PruneOptions } from "./prune.ts";
+import type { Schedule } from "./schedule.ts";
 
 export const USAGE = `Usage: ctre <command> [options]
 
@@ -57,6 +58,8 @@ Options:
                              Also remove kubelet's stopped containers and sandboxes (label
                              io.cri-containerd.kind); by default kubelet removes its own
       --no-content-prune     Do not run "ctr content prune references" afterwards
+      --content-prune-moby   Run it in Docker's namespace moby too (off by default: dockerd needs
+                             the layers of the images it keeps for docker save/push/commit)
       --json                 Print one JSON document with every image, its decision and reason
                              (with --dry-run or --force; other output goes to stderr)
       --metrics              Write Prometheus metrics to <state-dir>/metrics/ctre.prom
@@ -65,6 +68,9 @@ Options:
       --min-free PERCENT     Disk-pressure mode: the same, until the filesystem of --root has
                              PERCENT free (needs --allow-sys=statfs --allow-read=<root>)
       --root DIR             containerd's root for --min-free (default /var/lib/containerd)
+      --every DURATION       Repeat: one run, then sleep DURATION and run again, until SIGTERM
+                             or SIGINT (between runs: exits at once; during one: after it)
+      --jitter DURATION      With --every: sleep DURATION ± this, at random (default 0)
   -v, --verbose              Also print every image with its decision and reason as a table
   -a, --address SOCKET       containerd socket (default: ctr's, or CONTAINERD_ADDRESS)
       --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
@@ -127,7 +133,14 @@ export interface RecordOptions {
 export type Command =
   | { kind: "help"; text: string }
   | { kind: "version" }
-  | { kind: "prune"; address?: string; prune: PruneOptions; keepFile?: string }
+  | {
+    kind: "prune";
+    address?: string;
+    prune: PruneOptions;
+    keepFile?: string;
+    /** --every/--jitter: repeat the run; null for one run. */
+    schedule: Schedule | null;
+  }
   | { kind: "record"; address?: string; record: RecordOptions }
   | { kind: "doctor"; address?: string; stateDir: string; json: boolean }
   | { kind: "status"; stateDir: string; json: boolean };
@@ -153,8 +166,19 @@ function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[]
     const msg = e instanceof Error ? e.message : String(e);
     const unknown = /Unknown option '([^']+)'/.exec(msg);
     if (unknown) throw new UsageError(`Unknown option "${unknown[1]}"`);
+    // node:util's texts name an option as '-n, --namespace <value>' or '--min-age <value>'.
+    const name = (quoted: string) => quoted.replace(/ <value>$/, "").split(", ").at(-1);
     const missing = /Option '([^']+)' argument missing/.exec(msg);
-    if (missing) throw new UsageError(`Option "${missing[1]}" needs a value`);
+    if (missing) throw new UsageError(`Option "${name(missing[1]!)}" needs a value`);
+    const ambiguous = /Option '([^']+)' argument is ambiguous/.exec(msg);
+    if (ambiguous) {
+      const flag = name(ambiguous[1]!);
+      throw new UsageError(
+        `Option "${flag}" needs a value (write ${flag}=VALUE for a value that starts with "-")`,
+      );
+    }
+    const noValue = /Option '([^']+)' does not take an argument/.exec(msg);
+    if (noValue) throw new UsageError(`Option "${name(noValue[1]!)}" does not take a value`);
     throw new UsageError(msg.split(".")[0] ?? msg);
   }
 }
@@ -193,6 +217,27 @@ function count(value: string, name: string): number {
   return Number(value);
 }
 
+function scheduleOf(
+  every: string | undefined,
+  jitter: string | undefined,
+  unattended: boolean,
+): Schedule | null {
+  if (every === undefined) {
+    if (jitter !== undefined) throw new UsageError("--jitter needs --every");
+    return null;
+  }
+  if (!unattended) {
+    throw new UsageError("--every needs --force or --dry-run (a repeating prune cannot ask)");
+  }
+  const s = {
+    every: parseDuration(every, "every"),
+    jitter: parseDuration(jitter ?? "0", "jitter"),
+  };
+  if (s.every <= 0) throw new UsageError("--every must be more than 0");
+  if (s.jitter > s.every) throw new UsageError("--jitter must not be more than --every");
+  return s;
+}
+
 /** Parses the arguments after the program name. Throws UsageError. */
 export function parseCommand(argv: string[]): Command {
   const [command, ...rest] = argv;
@@ -216,18 +261,22 @@ export function parseCommand(argv: string[]): Command {
       "keep-latest": { type: "string" },
       "pin-memory": { type: "string" },
       "no-content-prune": { type: "boolean" },
+      "content-prune-moby": { type: "boolean" },
       json: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
       metrics: { type: "boolean" },
       "max-store-size": { type: "string" },
       "min-free": { type: "string" },
       root: { type: "string" },
+      every: { type: "string" },
+      jitter: { type: "string" },
     });
     if (v.help) return { kind: "help", text: PRUNE_USAGE };
     if (v.force && v["dry-run"]) throw new UsageError("Use either --force or --dry-run, not both");
     if (v.json && !v.force && !v["dry-run"]) {
       throw new UsageError("--json needs --dry-run or --force (it cannot ask)");
     }
+    const schedule = scheduleOf(v.every, v.jitter, Boolean(v.force || v["dry-run"]));
     const prune: PruneOptions = {
       mode: v["dry-run"] ? "dry-run" : v.force ? "force" : "ask",
       minAge: parseDuration(v["min-age"] ?? "14d", "min-age"),
@@ -241,6 +290,7 @@ export function parseCommand(argv: string[]): Command {
       keepLatest: count(v["keep-latest"] ?? "0", "keep-latest"),
       pinMemory: parseDuration(v["pin-memory"] ?? "30d", "pin-memory"),
       contentPrune: !v["no-content-prune"],
+      contentPruneMoby: v["content-prune-moby"] ?? false,
       json: v.json ?? false,
       verbose: v.verbose ?? false,
       metrics: v.metrics ?? false,
@@ -249,6 +299,7 @@ export function parseCommand(argv: string[]): Command {
     return {
       kind: "prune",
       prune,
+      schedule,
       ...optionalString("address", v.address),
       ...(v["keep-file"] === undefined ? {} : { keepFile: v["keep-file"] }),
     };

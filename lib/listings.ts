@@ -45,6 +45,21 @@ export interface ContainerInfo {
   labels: Record<string, string>;
   createdAt: string;
   updatedAt: string;
+  /** `SnapshotKey` ("" when the container has no snapshot, e.g. docker's or a rootfs path). */
+  snapshotKey?: string;
+  /** `Snapshotter` ("" when none). */
+  snapshotter?: string;
+  /** CRI's record of the image it runs (`ImageRef` of the CRI metadata extension), or null. */
+  criImageRef?: string | null;
+}
+
+/** One row of `ctr snapshot ls`. */
+export interface SnapshotRow {
+  key: string;
+  /** null for a bottom layer. */
+  parent: string | null;
+  /** `Active`, `Committed` or `View`. */
+  kind: string;
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -147,5 +162,51 @@ export function parseContainerInfo(text: string): ContainerInfo {
     labels,
     createdAt: typeof o.CreatedAt === "string" ? o.CreatedAt : "",
     updatedAt: typeof o.UpdatedAt === "string" ? o.UpdatedAt : "",
+    snapshotKey: typeof o.SnapshotKey === "string" ? o.SnapshotKey : "",
+    snapshotter: typeof o.Snapshotter === "string" ? o.Snapshotter : "",
+    criImageRef: criImageRef(o.Extensions),
   };
+}
+
+/** The extension in which containerd's CRI plugin records a container's metadata. */
+export const CRI_METADATA_EXTENSION = "io.cri-containerd.container.metadata";
+
+/**
+ * `ImageRef` from CRI's metadata extension: an Any whose `value` is base64 of JSON
+ * `{"Version":"v1","Metadata":{…,"ImageRef":"sha256:<config>",…}}`. null when absent or
+ * unreadable (the caller then falls back to other sources).
+ */
+function criImageRef(extensions: unknown): string | null {
+  if (extensions === null || typeof extensions !== "object") return null;
+  const ext = (extensions as Record<string, unknown>)[CRI_METADATA_EXTENSION];
+  if (ext === null || typeof ext !== "object") return null;
+  const value = (ext as Record<string, unknown>).value;
+  if (typeof value !== "string") return null;
+  try {
+    const bytes = Uint8Array.from(atob(value), (ch) => ch.charCodeAt(0));
+    const meta = JSON.parse(new TextDecoder().decode(bytes))?.Metadata;
+    return typeof meta?.ImageRef === "string" && meta.ImageRef !== "" ? meta.ImageRef : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `ctr snapshot ls`: KEY PARENT KIND, space-padded; PARENT empty for a bottom layer. */
+export function parseSnapshotLs(text: string): SnapshotRow[] {
+  return splitAligned("ctr snapshot ls", text, ["KEY", "PARENT", "KIND"]).map((r, i) => {
+    const kind = r.KIND ?? "";
+    if (!/^[A-Za-z]+$/.test(kind)) {
+      throw new ParseError(`Cannot parse line ${i + 2} of ctr snapshot ls: bad kind "${kind}"`);
+    }
+    return { key: r.KEY ?? "", parent: r.PARENT ? r.PARENT : null, kind };
+  });
+}
+
+/** `ctr leases ls`: ID CREATED AT LABELS; returns the lease IDs. */
+export function parseLeaseIds(text: string): string[] {
+  const [header, ...body] = text.split("\n").filter((l) => l.trim() !== "");
+  if (header !== undefined && !/^ID\s+CREATED AT\s+LABELS/.test(header.trim())) {
+    throw new ParseError(`Unexpected header from ctr leases ls: "${header.trim()}"`);
+  }
+  return body.map((l) => l.trim().split(/\s+/)[0] ?? "").filter((id) => id !== "");
 }

@@ -20,7 +20,8 @@ async function openLock(stateDir: string, name: string): Promise<[Deno.FsFile, s
   const path = join(stateDir, `${name}.lock`);
   try {
     await Deno.mkdir(stateDir, { recursive: true });
-    return [await Deno.open(path, { read: true, write: true, create: true }), path];
+    // 0600: a user who could open a lock could also hold it and block ctre.
+    return [await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 }), path];
   } catch (e) {
     throw permissionHint(e, path, "write");
   }

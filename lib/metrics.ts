@@ -1,6 +1,7 @@
 /**
  * Prometheus text-format metrics for node_exporter's textfile collector, written atomically to
- * `<state-dir>/metrics/ctre.prom`. prune owns the `ctre_prune_*` families and the recorder the
+ * `<state-dir>/metrics/ctre.prom` (dir 0755, file 0644, so that node_exporter can read it as an
+ * unprivileged user). prune owns the `ctre_prune_*` families and the recorder the
  * `ctre_recorder_*` ones; each rewrites only its own, under a lock, so both fit in one file.
  *
  * @module
@@ -80,7 +81,11 @@ export async function writeMetrics(
   let lock: Deno.FsFile;
   try {
     await Deno.mkdir(dir, { recursive: true });
-    lock = await Deno.open(join(dir, ".lock"), { write: true, create: true });
+    // node_exporter runs as an unprivileged user: the metrics dir and file are world-readable
+    // (the state dir above is only traversable, 0711), the lock is not (who can open it can
+    // hold it).
+    await Deno.chmod(dir, 0o755);
+    lock = await Deno.open(join(dir, ".lock"), { write: true, create: true, mode: 0o600 });
   } catch (e) {
     throw permissionHint(e, path, "write");
   }
@@ -88,7 +93,7 @@ export async function writeMetrics(
     await lock.lock(true);
     const old = await Deno.readTextFile(path).catch(() => "");
     const kept = [...blocks(old)].filter(([name]) => !name.startsWith(prefix)).map(([, b]) => b);
-    await writeAtomic(path, kept.join("") + formatMetrics(families));
+    await writeAtomic(path, kept.join("") + formatMetrics(families), 0o644);
   } finally {
     lock.close();
   }

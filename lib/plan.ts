@@ -9,6 +9,7 @@ import type { NamespaceSnapshot } from "./inventory.ts";
 import { newestPerRepository } from "./keep_latest.ts";
 import { type PinEntry, rememberedSince } from "./pin_memory.ts";
 import { lastPullOf } from "./pull_db.ts";
+import { resolveUsers, type User } from "./lineage.ts";
 import { lastUse, lastUseOf, type Usage } from "./usage_db.ts";
 
 export type Reason =
@@ -47,6 +48,8 @@ export interface ImagePlan {
   reason: Reason;
   /** For in-use: the containers using it. */
   containers?: string[];
+  /** For in-use: who keeps it and how that was found (lib/lineage.ts). */
+  users?: User[];
   /** For kept-by-pattern: the pattern that matched. */
   pattern?: string;
   /** Last pull (image ref created or updated) recorded for any of its refs, unix seconds. */
@@ -114,26 +117,14 @@ export function planNamespace(
 ): Plan {
   const warnings: string[] = [];
   const byDigest = new Map<string, typeof snap.images>();
-  const digestOfRef = new Map<string, string>();
   for (const image of snap.images) {
     const group = byDigest.get(image.digest) ?? [];
     group.push(image);
     byDigest.set(image.digest, group);
-    digestOfRef.set(image.ref, image.digest);
   }
-  const usersOf = new Map<string, string[]>();
-  for (const c of snap.containers) {
-    if (c.image === null) continue;
-    const digest = digestOfRef.get(c.image);
-    if (digest === undefined) {
-      warnings.push(
-        `Container "${c.id}" in namespace ${snap.ns} uses image "${c.image}", which is not ` +
-          `in the image list; skipping it`,
-      );
-      continue;
-    }
-    usersOf.set(digest, [...(usersOf.get(digest) ?? []), c.id]);
-  }
+  const resolved = resolveUsers(snap);
+  warnings.push(...resolved.warnings);
+  const usersOf = resolved.usersOf;
   const patterns = policy.keep.map((p) => ({ p, re: globToRegExp(p) }));
   const pulls = extras.pulls ?? new Map<string, number>();
   const pinCutoff = policy.now - (extras.pinMemory ?? DEFAULT_PIN_MEMORY);
@@ -176,14 +167,17 @@ export function planNamespace(
       reason,
       ...extra,
     });
-    const containers = usersOf.get(digest);
+    const users = usersOf.get(digest);
     const pinned = group.some((i) =>
       [...PINNED_LABELS].some(([k, v]) => i.labels.has(k) && (v === null || i.labels.get(k) === v))
     );
     const pattern = patterns.find(({ re }) => refs.some((r) => re.test(r)))?.p;
     const pinSince = remembered(extras.pins, snap.ns, digest, refs, pinCutoff);
-    if (containers) {
-      images.push(keep("in-use", { containers: containers.sort() }));
+    if (users) {
+      const sorted = [...users].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+      images.push(
+        keep("in-use", { containers: [...new Set(sorted.map((u) => u.id))], users: sorted }),
+      );
       const repos = new Set(refs.map(repositoryOf).filter((r) => r !== null));
       if (repos.size > 1) {
         warnings.push(

@@ -11,9 +11,17 @@ import { join } from "node:path";
 import type { RecordOptions } from "./cli.ts";
 import { type Ctr, ctrOk, type CtrStream } from "./ctr.ts";
 import { errorText } from "./errors.ts";
+import { refsOfContainerSnapshot } from "./inventory.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
 import { type Io, println } from "./io.ts";
-import { parseContainerInfo, parseContainerLs, parseNamespaces } from "./listings.ts";
+import {
+  parseContainerInfo,
+  parseContainerLs,
+  parseImageLs,
+  parseNamespaces,
+  type SnapshotRow,
+} from "./listings.ts";
+import { imageVolumeOf } from "./lineage.ts";
 import { acquireLock } from "./lock.ts";
 import { type Family, writeMetrics } from "./metrics.ts";
 import { expirePulls, loadPullDb, PULLS_FILE, recordPull, writePullDb } from "./pull_db.ts";
@@ -121,6 +129,62 @@ export class Recorder {
     }
   }
 
+  /** `${ns} ${key}` → parent, from `/snapshot/prepare` and `/snapshot/commit` events. */
+  #snapshotParents = new Map<string, string>();
+
+  /** The parent chain of snapshot `key` as far as events told it, as snapshot rows. */
+  #seenSnapshots(ns: string, key: string): SnapshotRow[] {
+    const rows: SnapshotRow[] = [];
+    const visited = new Set<string>();
+    let cur = key;
+    while (!visited.has(cur)) {
+      visited.add(cur);
+      const parent = this.#snapshotParents.get(`${ns} ${cur}`);
+      if (parent === undefined) {
+        if (cur !== key) rows.push({ key: cur, parent: null, kind: "Committed" });
+        break;
+      }
+      rows.push({ key: cur, parent, kind: cur === key ? "Active" : "Committed" });
+      cur = parent;
+    }
+    return rows;
+  }
+
+  /** `${ns} ${key}` → refs of the image an image volume's snapshot mounts. */
+  #volumeRefs = new Map<string, string[]>();
+
+  /** The refs whose target is `digest` (one `ctr image ls`); empty on failure, logged. */
+  async #refsOfDigest(ns: string, digest: string): Promise<string[]> {
+    try {
+      const images = parseImageLs(await ctrOk(this.ctr, ["-n", ns, "image", "ls"]));
+      return images.filter((i) => i.digest === digest).map((i) => i.ref).sort();
+    } catch (e) {
+      this.#error(`image volume of ${digest} in ${ns}: ${errorText(e)}`);
+      return [];
+    }
+  }
+
+  /** `${ns} ${id}` → refs of a container without image, found through its snapshot. */
+  #snapshotRefs = new Map<string, string[]>();
+
+  /**
+   * The refs a container without `Image` (docker's) runs from, through its snapshot; looked up
+   * at start (`fresh`), remembered for its exit. Empty when none is found.
+   */
+  async #refsOfSnapshot(ns: string, id: string, fresh: boolean): Promise<string[]> {
+    const key = `${ns} ${id}`;
+    const known = this.#snapshotRefs.get(key);
+    if (known !== undefined && !fresh) return known;
+    try {
+      const refs = await refsOfContainerSnapshot(this.ctr, ns, id, this.#seenSnapshots(ns, id));
+      if (refs.length > 0) this.#snapshotRefs.set(key, refs);
+      return refs;
+    } catch (e) {
+      this.#error(`container ${ns} ${id}: cannot map its snapshot to an image: ${errorText(e)}`);
+      return [];
+    }
+  }
+
   #record(letter: string, time: number, ns: string, ref: string | null, start: boolean): void {
     const t = Math.floor(time);
     if (ref === null) {
@@ -195,15 +259,53 @@ export class Recorder {
         this.#say(`P ${Math.floor(e.time)} ${e.ns} ${name}`);
         return;
       }
+      case "/snapshot/prepare": {
+        const key = field(p, "key");
+        const parent = field(p, "parent");
+        if (key !== undefined && parent) this.#snapshotParents.set(`${e.ns} ${key}`, parent);
+        const volume = key === undefined ? null : imageVolumeOf(key);
+        if (volume !== null) {
+          // A pod's image volume (containerd 2.1+ CRI): its start is the mount.
+          const refs = await this.#refsOfDigest(e.ns, volume.digest);
+          this.#volumeRefs.set(`${e.ns} ${key}`, refs);
+          for (const ref of refs) this.#record("V", e.time, e.ns, ref, true);
+        }
+        return;
+      }
+      case "/snapshot/commit": {
+        const key = field(p, "key");
+        const name = field(p, "name");
+        const parent = this.#snapshotParents.get(`${e.ns} ${key}`);
+        this.#snapshotParents.delete(`${e.ns} ${key}`);
+        if (name !== undefined && parent !== undefined) {
+          this.#snapshotParents.set(`${e.ns} ${name}`, parent);
+        }
+        return;
+      }
+      case "/snapshot/remove": {
+        const key = field(p, "key");
+        if (key !== undefined) this.#snapshotParents.delete(`${e.ns} ${key}`);
+        const refs = this.#volumeRefs.get(`${e.ns} ${key}`);
+        this.#volumeRefs.delete(`${e.ns} ${key}`);
+        for (const ref of refs ?? []) this.#record("v", e.time, e.ns, ref, false);
+        return;
+      }
       case "/containers/delete": {
         const id = field(p, "id");
         if (id !== undefined) this.images.delete(`${e.ns} ${id}`);
+        if (id !== undefined) this.#snapshotRefs.delete(`${e.ns} ${id}`);
         return;
       }
       case "/tasks/create": {
         const id = field(p, "container_id");
         if (id === undefined) throw new Error("no container_id in payload");
         const image = await this.#imageOf(e.ns, id);
+        if (image === null) {
+          for (const ref of await this.#refsOfSnapshot(e.ns, id, true)) {
+            this.#record("T", e.time, e.ns, ref, true);
+          }
+          if (this.#snapshotRefs.has(`${e.ns} ${id}`)) return;
+        }
         if (image !== undefined) this.#record("T", e.time, e.ns, image, true);
         return;
       }
@@ -212,9 +314,14 @@ export class Recorder {
         if (id === undefined) throw new Error("no container_id in payload");
         if (field(p, "id") !== id) return; // an exec ended, not the container
         const image = await this.#imageOf(e.ns, id);
-        if (image !== undefined) {
-          this.#record("t", payloadTime(p.exited_at) ?? e.time, e.ns, image, false);
+        const time = payloadTime(p.exited_at) ?? e.time;
+        if (image === null) {
+          for (const ref of await this.#refsOfSnapshot(e.ns, id, false)) {
+            this.#record("t", time, e.ns, ref, false);
+          }
+          if (this.#snapshotRefs.has(`${e.ns} ${id}`)) return;
         }
+        if (image !== undefined) this.#record("t", time, e.ns, image, false);
         return;
       }
     }

@@ -15,18 +15,35 @@ export interface PruneOutcome {
   removed: { namespace: string; ref: string }[];
   missing: { namespace: string; ref: string }[];
   failed: { namespace: string; ref: string; error: string }[];
+  /** Refs kept at the last second: they point to `digest` now, not to the planned image. */
+  repointed: { namespace: string; ref: string; digest: string }[];
   removedImages: number;
+  /** What the content store shrank by: measured before removal and after clean-up. */
   reclaimedBytes: number;
+  /** The sizes (`ctr image ls`) of the images removed; not what was freed. */
+  removedImageBytes: number;
   contentBytesBefore: number;
   contentBytesAfter: number | null;
   containers: { deleted: string[]; kept: string[]; errors: string[] } | null;
   content:
-    | { namespace: string; blobsBefore: number; blobsAfter: number; error: string | null }[]
+    | {
+      namespace: string;
+      blobsBefore: number;
+      blobsAfter: number;
+      /** Images whose layer references content prune left alone (refs joined by " "). */
+      protected: string[];
+      error: string | null;
+      /** Why content prune left this namespace alone (lib/content_policy.ts). */
+      skipped?: string;
+    }[]
     | null;
 }
 
 function detail(p: ImagePlan): string {
-  if (p.reason === "in-use") return `in-use by ${p.containers?.join(",")}`;
+  if (p.reason === "in-use") {
+    const users = p.users?.map((u) => `${u.id}(${u.how})`) ?? p.containers ?? [];
+    return `in-use by ${users.join(",")}`;
+  }
   if (p.reason === "kept-by-pattern") return `kept-by-pattern ${p.pattern}`;
   if (p.reason === "recently-used") {
     return `recently-used ${isoTime(Math.max(p.lastStart ?? 0, p.lastStop ?? 0, p.lastPull ?? 0))}`;
@@ -90,6 +107,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
     decision: p.decision,
     reason: p.reason,
     containers: p.containers ?? null,
+    users: p.users?.map((u) => ({ id: u.id, how: u.how, why: u.why ?? null })) ?? null,
     pattern: p.pattern ?? null,
     pinnedRememberedSince: p.pinnedRememberedSince ?? null,
     lruRank: p.lruRank ?? null,
@@ -106,6 +124,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
       removed: o.removed,
       missing: o.missing,
       failed: o.failed,
+      repointed: o.repointed,
       containers: o.containers,
       content: o.content,
     },
@@ -116,6 +135,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
       removedImages: o?.removedImages ?? 0,
       failedRefs: o?.failed.length ?? 0,
       reclaimedBytes: o?.reclaimedBytes ?? 0,
+      removedImageBytes: o?.removedImageBytes ?? 0,
       contentBytesBefore: o?.contentBytesBefore ?? null,
       contentBytesAfter: o?.contentBytesAfter ?? null,
     },
@@ -158,7 +178,7 @@ export function pruneFamilies(
     ),
     gauge(
       "ctre_prune_reclaimed_bytes",
-      "Bytes of the images removed by the last prune.",
+      "Bytes the content store shrank by in the last prune (measured).",
       outcome?.reclaimedBytes ?? 0,
     ),
     gauge(
@@ -166,6 +186,14 @@ export function pruneFamilies(
       "Image refs the last prune failed to remove.",
       outcome?.failed.length ?? 0,
     ),
+    // Known only when the run measured it (a forced run); absent rather than a false 0.
+    ...(outcome?.contentBytesAfter == null ? [] : [
+      gauge(
+        "ctre_prune_content_store_bytes",
+        "Content store size after the last prune (ctr content ls, each digest once).",
+        outcome.contentBytesAfter,
+      ),
+    ]),
     {
       name: "ctre_prune_images_kept",
       help: "Images kept by the last prune, by reason.",

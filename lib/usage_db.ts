@@ -155,21 +155,23 @@ export async function loadUsageDb(path: string): Promise<UsageDb> {
 
 /**
  * Writes `text` to `path` so that a crash at any moment leaves the old or the new complete
- * file: temp file in the same dir, fsync, rename, fsync the dir. Needs read and write access
- * to the dir.
+ * file: temp file in the same dir, fsync, rename, fsync the dir. The file gets `mode` (0600
+ * unless said otherwise) whatever the umask. Needs read and write access to the dir.
  */
-export async function writeAtomic(path: string, text: string): Promise<void> {
+export async function writeAtomic(path: string, text: string, mode = 0o600): Promise<void> {
   const dir = dirname(path);
   const temp = `${path}.tmp`;
   try {
     await Deno.mkdir(dir, { recursive: true });
-    const f = await Deno.open(temp, { write: true, create: true, truncate: true });
+    const f = await Deno.open(temp, { write: true, create: true, truncate: true, mode });
     try {
       await f.write(new TextEncoder().encode(text));
       await f.sync();
     } finally {
       f.close();
     }
+    // Whatever the umask: the usage DB stays private even in a traversable state dir (0711).
+    await Deno.chmod(temp, mode);
     await Deno.rename(temp, path);
     const d = await Deno.open(dir, { read: true });
     try {

@@ -2,8 +2,13 @@
 # Installs a built ctre binary and its systemd units onto a node, or removes them.
 #
 #   scripts/install.sh [BINARY] [--enable]     # default BINARY: dist/ctre-<arch>-linux
+#   scripts/install.sh --from-source [--deno DENO] [--enable]
 #   scripts/install.sh --uninstall [--purge]   # --purge also removes /etc/default/ctre and the usage DB
 #
+# --from-source (where `deno compile` cannot run): copies DENO (default: the deno on PATH) and
+# main.ts + lib/ to /usr/local/lib/ctre/, and makes /usr/local/bin/ctre a script that execs
+# `deno run` on them with exactly the shipped permissions (scripts/source_wrapper.ts).
+# Units go to /etc/systemd/system/, the state dir's tmpfiles.d entry to /etc/tmpfiles.d/ctre.conf.
 # DESTDIR is honoured (packaging, tests): nothing outside it is touched, and systemctl is not
 # called. --enable (without DESTDIR) runs systemctl daemon-reload and enables the recorder and
 # the daily prune timer.
@@ -15,18 +20,24 @@ BIN="$DESTDIR/usr/local/bin/ctre"
 UNITS="$DESTDIR/etc/systemd/system"
 DEFAULTS="$DESTDIR/etc/default/ctre"
 SPOOL="$DESTDIR/var/spool/ctre"
+TMPFILES="$DESTDIR/etc/tmpfiles.d/ctre.conf"
+SOURCE_DIR=/usr/local/lib/ctre
 UNIT_FILES=(ctre-record.service ctre-prune.service ctre-prune.timer)
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 systemd_live() { [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
-mode=install binary="" enable=0 purge=0
-for arg in "$@"; do
+mode=install binary="" enable=0 purge=0 from_source=0 deno=""
+while [ $# -gt 0 ]; do
+  arg=$1
+  shift
   case "$arg" in
     --uninstall) mode=uninstall ;;
     --purge) purge=1 ;;
     --enable) enable=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --from-source) from_source=1 ;;
+    --deno) [ $# -gt 0 ] || die "--deno needs a path"; deno=$1; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) die "unknown option \"$arg\"" ;;
     *) binary=$arg ;;
   esac
@@ -36,7 +47,8 @@ if [ "$mode" = uninstall ]; then
   if systemd_live; then
     systemctl disable --now ctre-prune.timer ctre-record.service 2>/dev/null || true
   fi
-  rm -f "$BIN"
+  rm -f "$BIN" "$TMPFILES"
+  rm -rf "${DESTDIR}${SOURCE_DIR}"
   for u in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$u"; done
   if [ "$purge" = 1 ]; then rm -rf "$DEFAULTS" "$SPOOL"; fi
   if systemd_live; then systemctl daemon-reload; fi
@@ -44,20 +56,41 @@ if [ "$mode" = uninstall ]; then
   exit 0
 fi
 
-if [ -z "$binary" ]; then
-  case "$(uname -m)" in
-    x86_64) binary="$here/../dist/ctre-x86_64-linux" ;;
-    aarch64|arm64) binary="$here/../dist/ctre-aarch64-linux" ;;
-    *) die "no binary for $(uname -m); pass one" ;;
-  esac
+if [ "$from_source" = 1 ]; then
+  [ -z "$binary" ] || die "--from-source takes no BINARY"
+  [ -n "$deno" ] || deno=$(command -v deno) || die "no deno on PATH; pass --deno DENO"
+  [ -x "$deno" ] || die "deno \"$deno\" not found"
+  # The real binary, not a launcher (npm's deno is a symlink into node_modules).
+  deno_bin=$("$deno" eval --quiet 'console.log(Deno.execPath())') || die "\"$deno\" does not run"
+  wrapper=$("$deno" run --quiet --no-config --no-lock "$here/source_wrapper.ts" \
+    "$SOURCE_DIR/deno" "$SOURCE_DIR") || die "cannot generate the ctre wrapper"
+  rm -rf "${DESTDIR}${SOURCE_DIR}"
+  install -D -m 0755 "$deno_bin" "${DESTDIR}${SOURCE_DIR}/deno"
+  install -m 0644 "$here/../main.ts" "${DESTDIR}${SOURCE_DIR}/main.ts"
+  install -d -m 0755 "${DESTDIR}${SOURCE_DIR}/lib"
+  install -m 0644 "$here"/../lib/*.ts "${DESTDIR}${SOURCE_DIR}/lib/"
+  install -d -m 0755 "$(dirname "$BIN")"
+  printf '%s\n' "$wrapper" >"$BIN.tmp"
+  chmod 0755 "$BIN.tmp"
+  mv "$BIN.tmp" "$BIN"
+else
+  if [ -z "$binary" ]; then
+    case "$(uname -m)" in
+      x86_64) binary="$here/../dist/ctre-x86_64-linux" ;;
+      aarch64|arm64) binary="$here/../dist/ctre-aarch64-linux" ;;
+      *) die "no binary for $(uname -m); pass one" ;;
+    esac
+  fi
+  [ -f "$binary" ] || die "binary \"$binary\" not found (build it with: deno task compile, or use --from-source)"
+  install -D -m 0755 "$binary" "$BIN"
 fi
-[ -f "$binary" ] || die "binary \"$binary\" not found (build it with: deno task compile)"
-
-install -D -m 0755 "$binary" "$BIN"
 for u in "${UNIT_FILES[@]}"; do install -D -m 0644 "$here/systemd/$u" "$UNITS/$u"; done
+install -D -m 0644 "$here/systemd/ctre.tmpfiles" "$TMPFILES"
 [ -e "$DEFAULTS" ] || install -D -m 0644 "$here/systemd/ctre.default" "$DEFAULTS"
-install -d -m 0700 "$SPOOL"
-echo "installed $BIN, ${UNIT_FILES[*]} in $UNITS, defaults in $DEFAULTS, state in $SPOOL"
+# As the tmpfiles.d entry says: the state dir traversable but not listable, metrics readable.
+install -d -m 0711 "$SPOOL"
+install -d -m 0755 "$SPOOL/metrics"
+echo "installed $BIN, ${UNIT_FILES[*]} in $UNITS, $TMPFILES, defaults in $DEFAULTS, state in $SPOOL"
 if [ "$enable" = 1 ]; then
   systemd_live || die "--enable needs a running systemd and no DESTDIR"
   systemctl daemon-reload

@@ -31,10 +31,12 @@ if [ ! -x "$PROMTOOL" ]; then
   if { download || { apt-get update -qq && download; }; } && dpkg -x "$tmp"/prometheus_*.deb "$tmp/x"; then
     install -D -m 0755 "$tmp/x/usr/bin/promtool" "$PROMTOOL"
   else
-    echo "setup: promtool unavailable; the metrics test falls back to its own strict parser" >&2
+    echo "setup: cannot extract promtool into $PROMTOOL; tests/metrics_test.ts fails until it is there" >&2
   fi
   rm -rf "$tmp"
 fi
+bash "$(dirname "$0")/setup_systemd.sh" >/dev/null  # debootstrap, systemd-nspawn, cached rootfs
 bash "$(dirname "$0")/setup_cri.sh"
 # The system containerd must not be needed: tests run their own. Debian's package starts one;
 # it is left alone.
+bash "$(dirname "$0")/setup_docker.sh"

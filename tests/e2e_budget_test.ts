@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { statfs } from "node:fs/promises";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
+import { assertKeptImagesRun } from "./support/runnable.ts";
 
 const DAY = 86400;
 const img = (name: string) => `docker.io/library/${name}:1`;
@@ -45,8 +46,6 @@ const ALL = ["a", "b", "c", "d", "e", "f"].map(img);
 
 Deno.test({
   name: "ctre prune --max-store-size removes least recently used images until under budget",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
@@ -128,6 +127,7 @@ Deno.test({
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /Target unreachable: .* short of content store at most/);
         assert.deepEqual(await c.imageRefs("default"), [img("e"), img("f")]);
+        await assertKeptImagesRun(c);
       });
     }, { rootSize: "64m" });
   },
@@ -135,8 +135,6 @@ Deno.test({
 
 Deno.test({
   name: "ctre prune --min-free removes least recently used images until the filesystem has room",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
@@ -179,6 +177,7 @@ Deno.test({
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /Target unreachable/);
         assert.deepEqual(await c.imageRefs("default"), [img("e"), img("f")]);
+        await assertKeptImagesRun(c);
       });
     }, { rootSize: "64m" });
   },

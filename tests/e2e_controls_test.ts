@@ -12,6 +12,7 @@ import { parseContentLs } from "../lib/listings.ts";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
 import { runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
 import { ctrWrapper, runCtreWrapped } from "./support/ctr_wrapper.ts";
+import { assertKeptImagesRun } from "./support/runnable.ts";
 
 const DAY = 86400;
 const now = () => Math.floor(Date.now() / 1000);
@@ -56,9 +57,16 @@ interface PlanDoc {
     removed: NsRef[];
     missing: NsRef[];
     failed: (NsRef & { error: string })[];
+    repointed: (NsRef & { digest: string })[];
     containers: { deleted: string[]; kept: string[]; errors: string[] } | null;
     content:
-      | { namespace: string; blobsBefore: number; blobsAfter: number; error: string | null }[]
+      | {
+        namespace: string;
+        blobsBefore: number;
+        blobsAfter: number;
+        protected: string[];
+        error: string | null;
+      }[]
       | null;
   } | null;
   totals: {
@@ -68,6 +76,7 @@ interface PlanDoc {
     removedImages: number;
     failedRefs: number;
     reclaimedBytes: number;
+    removedImageBytes: number;
     contentBytesBefore: number | null;
     contentBytesAfter: number | null;
   };
@@ -87,6 +96,7 @@ function pick(totals: PlanDoc["totals"]): PlanDoc["totals"] {
     removedImages,
     failedRefs,
     reclaimedBytes,
+    removedImageBytes,
     contentBytesBefore,
     contentBytesAfter,
   } = totals;
@@ -97,6 +107,7 @@ function pick(totals: PlanDoc["totals"]): PlanDoc["totals"] {
     removedImages,
     failedRefs,
     reclaimedBytes,
+    removedImageBytes,
     contentBytesBefore,
     contentBytesAfter,
   };
@@ -147,8 +158,6 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000)
 
 Deno.test({
   name: "ctre prune controls: pins, keep patterns, namespaces, clean-up switches, lock, races",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await withContainerd(async (c) => {
       const address = c.address;
@@ -173,6 +182,7 @@ Deno.test({
             `${ns} ${img("sibling")}`,
           ]);
           assert.deepEqual(await c.imageRefs(ns), [...pinnedRefs, img("k3s")].sort());
+          await assertKeptImagesRun(c, [ns]);
         });
       });
 
@@ -240,6 +250,7 @@ Deno.test({
           assert.equal(r.code, 0, r.stdout + r.stderr);
           assert.deepEqual(listed(r.stdout), [`${ns} ${img("other")}`]);
           assert.deepEqual(await c.imageRefs(ns), all.filter((x) => x !== img("other")));
+          await assertKeptImagesRun(c, [ns]);
         });
       });
 
@@ -279,6 +290,7 @@ Deno.test({
           assert.deepEqual(await c.imageRefs("ns-a"), []);
           assert.deepEqual(await c.imageRefs("ns-b"), []);
           assert.deepEqual(await c.imageRefs("ns-c"), [img("exited"), img("ns-c")]);
+          await assertKeptImagesRun(c, ["ns-c"]);
           // Clean-up ran only in the namespaces given: ns-c's stopped container is still there.
           assert.deepEqual(await c.containerIds("ns-c"), ["c-exited"]);
           assert.doesNotMatch(r.stdout, /^\(pruned content\) (?!ns-a |ns-b )/m);
@@ -322,6 +334,7 @@ Deno.test({
           assert.match(on.stdout, /^\(deleted container\) clean c-exited$/m);
           assert.match(on.stdout, /^\(pruned content\) clean \d+$/m);
           assert.deepEqual(await c.containerIds(ns), []);
+          await assertKeptImagesRun(c, [ns]);
         });
       });
 
@@ -419,6 +432,57 @@ Deno.test({
         }
       });
 
+      await t.step(
+        "a ref re-pointed right before removal is kept (kept: now points to)",
+        async () => {
+          const ns = "repoint";
+          const moving = "docker.io/library/moving:latest";
+          const wrapper = await ctrWrapper({
+            address,
+            repoint: { ns, ref: moving, to: img("fresh") },
+          });
+          try {
+            await withStateDir(async (stateDir) => {
+              const movingOld = await c.importImage(ns, moving, "moving-old");
+              const other = await c.importImage(ns, img("other"), "other");
+              await c.ageContent(ns, [movingOld, other], 30 * DAY);
+              // Too young to go: only the re-point makes the ref point to it.
+              const fresh = await c.importImage(ns, img("fresh"), "fresh");
+              const r = await runCtreWrapped(
+                ["prune", "-f", "--min-age", "1d", "--double-check", "0", "-n", ns, "--json"],
+                { address, stateDir },
+                wrapper.dir,
+              );
+              assert.equal(r.code, 0, r.stderr);
+              assert.ok(
+                (await wrapper.calls()).some((l) => l.includes(`image ls name=="${moving}"`)),
+                "the batch was re-read by name",
+              );
+              const doc = parseDoc(r.stdout);
+              const planned = doc.images.find((i) => i.refs.includes(moving));
+              assert.equal(planned?.decision, "prune", "the plan had the old target");
+              assert.deepEqual(doc.removal?.repointed, [{
+                namespace: ns,
+                ref: moving,
+                digest: fresh,
+              }]);
+              assert.match(
+                r.stderr,
+                new RegExp(`^\\(kept: now points to ${fresh}\\) ${ns} ${moving}$`, "m"),
+              );
+              // other:1, in the same batch, went; the re-pointed ref and its new image stay.
+              assert.deepEqual(doc.removal?.removed, [{ namespace: ns, ref: img("other") }]);
+              assert.deepEqual(await c.imageRefs(ns), [img("fresh"), moving].sort());
+              const now = await c.ctrOk(["-n", ns, "image", "ls", `name==${moving}`]);
+              assert.ok(now.includes(fresh), now);
+              await assertKeptImagesRun(c, [ns]);
+            });
+          } finally {
+            await wrapper.cleanup();
+          }
+        },
+      );
+
       await t.step("a ref ctr fails to remove is reported with ctr's message; exit 1", async () => {
         const ns = "fail";
         const error = "failed precondition: injected by the test's ctr wrapper";
@@ -454,7 +518,7 @@ Deno.test({
               (a, i) => a + i.sizeBytes,
               0,
             );
-            assert.equal(doc.totals.reclaimedBytes, sizes);
+            assert.equal(doc.totals.removedImageBytes, sizes);
             const line = r.stderr.split("\n").find((l) => l.startsWith("Cannot remove image"));
             assert.equal(
               line,
@@ -474,8 +538,6 @@ Deno.test({
 
 Deno.test({
   name: "ctre prune --json: every decision with its reason, then removal totals that add up",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await withContainerd(async (c) => {
       await withStateDir(async (stateDir) => {
@@ -531,6 +593,7 @@ Deno.test({
             removedImages: 0,
             failedRefs: 0,
             reclaimedBytes: 0,
+            removedImageBytes: 0,
             contentBytesBefore: null,
             contentBytesAfter: null,
           });
@@ -597,7 +660,10 @@ Deno.test({
           const removedSizes = doc.images.filter((i) => i.decision === "prune")
             .reduce((a, i) => a + i.sizeBytes, 0);
           assert.equal(doc.totals.removedImages, 2);
-          assert.equal(doc.totals.reclaimedBytes, removedSizes);
+          assert.equal(doc.totals.removedImageBytes, removedSizes);
+          // What the store shrank by, measured: the removed images and the kept images' layers
+          // that content prune let go (they run from their snapshots).
+          assert.equal(doc.totals.reclaimedBytes, before - after);
           assert.equal(doc.totals.contentBytesBefore, before);
           assert.equal(doc.totals.contentBytesAfter, after);
           assert.ok(after < before, `content store shrank: ${before} -> ${after}`);
@@ -605,6 +671,7 @@ Deno.test({
             await c.imageRefs(ns),
             [img("inuse"), img("pinned"), img("recent"), img("young"), pause].sort(),
           );
+          await assertKeptImagesRun(c, [ns]);
         });
 
         await t.step("--force --json with nothing to prune still reports a removal", async () => {
@@ -630,6 +697,7 @@ Deno.test({
             removedImages: 0,
             failedRefs: 0,
             reclaimedBytes: 0,
+            removedImageBytes: 0,
             contentBytesBefore: bytes,
             contentBytesAfter: bytes,
           });

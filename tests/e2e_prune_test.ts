@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
-import { runCtre, spawnCtre, tempStateDir as makeStateDir } from "./support/cli.ts";
+import { ctreArgs, runCtre, tempStateDir as makeStateDir } from "./support/cli.ts";
+import { ctrWrapper } from "./support/ctr_wrapper.ts";
+import { assertKeptImagesRun } from "./support/runnable.ts";
 
 const stateDirs: string[] = [];
 /** A temp state dir, removed when the test process ends. */
@@ -54,6 +56,10 @@ async function scenario(c: TestContainerd, stateDir: string) {
   );
   await c.ageContent("k8s.io", [d.k8sRun!, d.k8sUnused!], 30 * DAY);
   await c.ageContent("moby", [d.mobyUnused!], 30 * DAY);
+  // Young, so kept: one imported without unpacking (its layer blobs are its only copy), one of
+  // two layers. Every forced prune must leave both runnable.
+  d.offline = await c.importImage("default", img("offline"), "offline", [], { unpack: false });
+  d.twoLayers = await c.importImage("default", img("two"), "two", [], { layers: 2 });
   await c.run("default", img("run"), "c-run");
   await c.create("default", img("created"), "c-created");
   await c.runToExit("default", img("exited"), "c-exited");
@@ -76,8 +82,6 @@ const EXPECTED_PRUNE = [
 
 Deno.test({
   name: "ctre prune removes exactly the unused, old, not recently used images",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
@@ -158,34 +162,114 @@ Deno.test({
           assert.equal(r.code, 0, r.stderr);
           assert.deepEqual(listed(r.stdout), [`default ${img("exited")}`]);
           const left = await c.imageRefs("default");
-          for (const name of ["run", "created", "recent", "young"]) {
+          for (const name of ["run", "created", "recent", "young", "offline", "two"]) {
             assert.ok(left.includes(img(name)), `${name} kept: ${left}`);
           }
+          assert.match(
+            r.stdout,
+            /^\(protected content\) default docker.io\/library\/offline:1: /m,
+          );
+          await assertKeptImagesRun(c);
         },
       );
     });
   },
 });
 
+/** The layer digests of manifest `digest` (its `gc.ref.content.l.*` labels) in `ns`. */
+async function layerLabels(c: TestContainerd, ns: string, digest: string): Promise<string[]> {
+  const line = (await c.ctrOk(["-n", ns, "content", "ls"])).split("\n")
+    .find((l) => l.startsWith(digest)) ?? "";
+  return [...line.matchAll(/containerd\.io\/gc\.ref\.content\.l\.\d+=(sha256:[0-9a-f]{64})/g)]
+    .map((m) => m[1]!).sort();
+}
+
+Deno.test({
+  name: "ctre prune -f keeps the layers of a kept image that was never unpacked",
+  async fn() {
+    await withContainerd(async (c) => {
+      const stateDir = await tempStateDir();
+      const offline = await c.importImage("default", img("offline"), "offline", [], {
+        unpack: false,
+        layers: 2,
+      });
+      const unpacked = await c.importImage("default", img("unpacked"), "unpacked", [], {
+        layers: 2,
+      });
+      const old = await c.importImage("default", img("old"), "old");
+      await c.ageContent("default", [old], 30 * DAY);
+      const offlineLayers = await layerLabels(c, "default", offline);
+      const unpackedLayers = await layerLabels(c, "default", unpacked);
+      assert.equal(offlineLayers.length, 2);
+      assert.equal(unpackedLayers.length, 2);
+
+      const r = await runCtre(["prune", "-f", "--double-check", "0", "--json"], {
+        address: c.address,
+        stateDir,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const doc = JSON.parse(r.stdout);
+      assert.deepEqual(doc.removal.removed, [{ namespace: "default", ref: img("old") }]);
+      assert.deepEqual(doc.removal.content[0].protected, [img("offline")]);
+      assert.match(r.stderr, /^\(protected content\) default docker.io\/library\/offline:1: /m);
+      // The never-unpacked image keeps its references and blobs; the unpacked one lost both
+      // (it runs from its snapshot).
+      const blobs = await c.ctrOk(["-n", "default", "content", "ls", "-q"]);
+      for (const l of offlineLayers) assert.ok(blobs.includes(l), `offline layer ${l} kept`);
+      for (const l of unpackedLayers) assert.ok(!blobs.includes(l), `unpacked layer ${l} went`);
+      assert.deepEqual(await layerLabels(c, "default", offline), offlineLayers);
+      // What the store shrank by is measured, not the removed image's size.
+      const t = doc.totals;
+      assert.equal(t.reclaimedBytes, t.contentBytesBefore - t.contentBytesAfter);
+      assert.ok(t.reclaimedBytes > t.removedImageBytes, JSON.stringify(t));
+      await assertKeptImagesRun(c);
+    });
+  },
+});
+
 Deno.test({
   name: "ctre prune keeps an image that becomes used during the double check",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
       await c.importImage("default", img("late"), "late");
       await c.importImage("default", img("never"), "never");
-      const child = spawnCtre(["prune", "-f", "--min-age", "0", "--double-check", "8s"], {
-        address: c.address,
-        stateDir,
-      });
-      await new Promise((r) => setTimeout(r, 3000));
-      await c.create("default", img("late"), "c-late");
+      // A pass-through ctr wrapper logs every call: the container is created once the second
+      // pass has started (so the first pass is over), long before the double check ends.
+      const wrapper = await ctrWrapper({ address: c.address });
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ctreArgs(
+          ["prune", "-f", "--json", "--min-age", "0", "--double-check", "8s"],
+          { address: c.address, stateDir },
+        ),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1", PATH: `${wrapper.dir}:${Deno.env.get("PATH") ?? ""}` },
+      }).spawn();
+      try {
+        const deadline = Date.now() + 30_000;
+        while ((await wrapper.calls()).filter((l) => / content ls$/.test(l)).length < 2) {
+          assert.ok(Date.now() < deadline, "the second pass started within 30 s");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await c.create("default", img("late"), "c-late");
+      } catch (e) {
+        child.kill("SIGKILL");
+        await child.output();
+        await wrapper.cleanup();
+        throw e;
+      }
       const out = await child.output();
-      const stdout = new TextDecoder().decode(out.stdout);
+      await wrapper.cleanup();
+      const doc = JSON.parse(new TextDecoder().decode(out.stdout));
       assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      assert.deepEqual(listed(stdout), [`default ${img("never")}`]);
+      const late = doc.images.find((i: { refs: string[] }) => i.refs.includes(img("late")));
+      // Only a pass that found it prunable before the container appeared gives this reason: if
+      // the first pass had already seen the container, the reason would be in-use.
+      assert.equal(late.decision, "keep");
+      assert.equal(late.reason, "used-during-double-check");
+      assert.deepEqual(doc.removal.removed, [{ namespace: "default", ref: img("never") }]);
       assert.deepEqual(await c.imageRefs("default"), [img("late")]);
     });
   },
@@ -193,8 +277,6 @@ Deno.test({
 
 Deno.test({
   name: "ctre prune with containerd stopped fails with one clear line and removes nothing",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();

@@ -227,8 +227,6 @@ function listed(stdout: string): string[] {
 
 Deno.test({
   name: "record-image-starts records real starts and stops, prints C/T/t lines, exits 0 on SIGTERM",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await session(async (s) => {
       const { c, dbPath } = s;
@@ -325,8 +323,6 @@ Deno.test({
 
 Deno.test({
   name: "record-image-starts reconnects with backoff when containerd restarts, then records again",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await session(async (s) => {
       const { c, dbPath } = s;
@@ -380,8 +376,6 @@ Deno.test({
 
 Deno.test({
   name: "record-image-starts ends promptly on SIGTERM while containerd is down, after a write",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await session(async (s) => {
       const { c, dbPath } = s;
@@ -406,8 +400,6 @@ Deno.test({
 
 Deno.test({
   name: "record-image-starts killed with SIGKILL during an event storm leaves a complete DB",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await session(async (s) => {
       const { c, dbPath, stateDir } = s;
@@ -518,8 +510,6 @@ Deno.test({
 
 Deno.test({
   name: "record-image-starts refuses to run twice on one state dir, naming the lock",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await session(async (s) => {
       const { stateDir } = s;
@@ -560,8 +550,6 @@ Deno.test({
 
 Deno.test({
   name: "record-image-starts moves corrupt DB lines to image_starts.rejected and keeps the rest",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await session(async (s) => {
       const { c, dbPath, stateDir } = s;

@@ -600,6 +600,9 @@ Deno.test("parseContainerInfo() reads ctr containers info", async (t) => {
       labels: { "io.containerd.image.config.stop-signal": "SIGTERM" },
       createdAt: "2026-11-27T21:52:29.908516358Z",
       updatedAt: "2026-11-27T21:52:29.908516358Z",
+      snapshotKey: "ctre-running",
+      snapshotter: "overlayfs",
+      criImageRef: null,
     }],
     ["ctr-1.6/moby_containers_info.txt", {
       id: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
@@ -607,6 +610,9 @@ Deno.test("parseContainerInfo() reads ctr containers info", async (t) => {
       labels: {},
       createdAt: "2026-11-27T21:52:29.852160153Z",
       updatedAt: "2026-11-27T21:52:29.852160153Z",
+      snapshotKey: "",
+      snapshotter: "",
+      criImageRef: null,
     }],
     ["ctr-2.x/containers_info.txt", {
       id: "8b7c6d5e4f3a2b1c8b7c6d5e4f3a2b1c8b7c6d5e4f3a2b1c8b7c6d5e4f3a2b1c",
@@ -620,6 +626,9 @@ Deno.test("parseContainerInfo() reads ctr containers info", async (t) => {
       },
       createdAt: "2026-11-27T17:12:41Z",
       updatedAt: "2026-11-27T17:12:41.520446113Z",
+      snapshotKey: "8b7c6d5e4f3a2b1c8b7c6d5e4f3a2b1c8b7c6d5e4f3a2b1c8b7c6d5e4f3a2b1c",
+      snapshotter: "overlayfs",
+      criImageRef: null,
     }],
     ["ctr-2.x/sandbox_info.txt", {
       id: "3f2a9c0d7e6b5a4c3f2a9c0d7e6b5a4c3f2a9c0d7e6b5a4c3f2a9c0d7e6b5a4c",
@@ -632,6 +641,9 @@ Deno.test("parseContainerInfo() reads ctr containers info", async (t) => {
       },
       createdAt: "2026-11-27T17:12:41Z",
       updatedAt: "2026-11-27T17:12:41.520446113Z",
+      snapshotKey: "3f2a9c0d7e6b5a4c3f2a9c0d7e6b5a4c3f2a9c0d7e6b5a4c3f2a9c0d7e6b5a4c",
+      snapshotter: "overlayfs",
+      criImageRef: null,
     }],
     ["ctr-2.x/rootfs_only_info.txt", {
       id: "rootfs-only",
@@ -639,6 +651,9 @@ Deno.test("parseContainerInfo() reads ctr containers info", async (t) => {
       labels: {},
       createdAt: "2026-11-27T17:12:41.000000001Z",
       updatedAt: "2026-11-27T17:12:41.000000001Z",
+      snapshotKey: "",
+      snapshotter: "",
+      criImageRef: null,
     }],
   ];
   for (const [path, expected] of cases) {

@@ -126,6 +126,7 @@ Deno.test("planNamespace() keeps every ref of a digest a container uses", () => 
     decision: "keep",
     reason: "in-use",
     containers: ["c1", "c2"],
+    users: [{ id: "c1", how: "name" }, { id: "c2", how: "name" }],
   });
   assert.deepEqual(decisions(p)["docker.io/library/b:1"], ["prune", "prune"]);
   assert.deepEqual(p.warnings, [], "same repository, different tags: no dupe warning");

@@ -335,9 +335,95 @@ Deno.test("Recorder resync() learns containers so task events need no lookup", a
     new Map<string, string | null>([["default m1", null], [`${NS} c1`, REF]]),
   );
   await rec.handleLine(line("/tasks/create", { container_id: "c1" }, NS, 0));
-  await rec.handleLine(line("/tasks/create", { container_id: "m1" }, "default", 0));
   assert.equal(ctr.spawned, 3);
+  await rec.handleLine(line("/tasks/create", { container_id: "m1" }, "default", 0));
+  // No image: its snapshot is looked up (content ls fails here, so nothing is found).
+  assert.deepEqual(ctr.calls.slice(3), [["-n", "default", "content", "ls"]]);
   assert.deepEqual(said(io), [`T ${T0} ${NS} ${REF}`, `T ${T0} default NO_IMAGE_REF`]);
+});
+
+Deno.test("Recorder maps a docker container (no image) through its snapshot to its refs", async () => {
+  const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
+  const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
+  const ps = text("docker_ps.txt").split("\n").slice(1).map((l) => l.split(/\s+/));
+  const stopped = ps.find((p) => p[1] === "docker.io/library/stop:1")![0]!;
+  const { rec, io, ctr } = setup({
+    script: (args) => {
+      switch (args.join(" ")) {
+        case "-n moby content ls":
+          return ok(text("content_ls.txt"));
+        case "-n moby image ls":
+          return ok(text("image_ls.txt"));
+        case "-n moby snapshot --snapshotter overlayfs ls":
+          return ok(text("snapshot_ls.txt"));
+      }
+      return fail("unexpected\n");
+    },
+  });
+  await rec.handleLine(line("/containers/create", { id: stopped, runtime: {} }, "moby", 0));
+  await rec.handleLine(line("/tasks/create", { container_id: stopped }, "moby", 0));
+  await rec.handleLine(
+    line(
+      "/tasks/exit",
+      { container_id: stopped, id: stopped, exited_at: { seconds: T0 + 5 } },
+      "moby",
+      5,
+    ),
+  );
+  assert.deepEqual(said(io), [
+    `T ${T0} moby docker.io/library/stop:1`,
+    `t ${T0 + 5} moby docker.io/library/stop:1`,
+  ]);
+  assert.equal(ctr.spawned, 3, "looked up once, at start");
+  assert.deepEqual(rec.entries.get(usageKey("moby", "docker.io/library/stop:1")), {
+    start: T0,
+    stop: T0 + 5,
+  });
+});
+
+Deno.test("Recorder maps a docker run --rm already gone from snapshot ls (real 2.1.9 events)", async () => {
+  const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
+  const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
+  const { rec, io } = setup({
+    quiet: false,
+    script: (args) => {
+      switch (args.join(" ")) {
+        case "-n moby content ls":
+          return ok(text("content_ls.txt"));
+        case "-n moby image ls":
+          return ok(text("image_ls.txt"));
+        case "-n moby snapshot --snapshotter overlayfs ls":
+          return ok(text("snapshot_ls.txt")); // captured before the run: no such container
+      }
+      return fail("unexpected\n");
+    },
+  });
+  for (const l of text("events_run_rm.txt").split("\n").filter((l) => l !== "")) {
+    await rec.handleLine(l);
+  }
+  const lines = said(io).filter((l) => !l.startsWith("D "));
+  assert.equal(lines.length, 2, lines.join("\n"));
+  assert.match(lines[0]!, /^T \d+ moby docker\.io\/library\/unused:1$/);
+  assert.match(lines[1]!, /^t \d+ moby docker\.io\/library\/unused:1$/);
+});
+
+Deno.test("Recorder records an image volume's mount and unmount (containerd 2.1 CRI)", async () => {
+  const dir = new URL("./testdata/lineage/cri-2.1-image-volume/", import.meta.url);
+  const imageLs = Deno.readTextFileSync(new URL("image_ls.txt", dir));
+  const snapshots = Deno.readTextFileSync(new URL("snapshot_ls.txt", dir));
+  const key = snapshots.split("\n").map((l) => l.split(/\s+/)).find((c) =>
+    c[0]!.includes("/image-volumes/")
+  )!;
+  const { rec, io } = setup({
+    script: (args) => args.join(" ") === `-n ${NS} image ls` ? ok(imageLs) : fail("unexpected\n"),
+  });
+  await rec.handleLine(line("/snapshot/prepare", { key: key[0], parent: key[1] }, NS, 0));
+  await rec.handleLine(line("/snapshot/remove", { key: key[0], snapshotter: "overlayfs" }, NS, 9));
+  const refs = said(io).filter((l) => !l.startsWith("D "));
+  assert.equal(refs.length, 6, refs.join("\n")); // tag, repo@digest, sha256:<config>; twice
+  assert.ok(refs.slice(0, 3).every((l) => l.startsWith(`V ${T0} ${NS} `)));
+  assert.ok(refs.slice(3).every((l) => l.startsWith(`v ${T0 + 9} ${NS} `)));
+  assert.ok(refs.some((l) => /\/library\/vol:1$/.test(l)));
 });
 
 Deno.test("Recorder forgets deleted containers", async () => {

@@ -6,6 +6,14 @@ import { fail, FakeCtr, ok } from "./fake_ctr.ts";
 const NS = "k8s.io";
 const T = 'time="2026-11-27T17:12:41.976313083Z"';
 
+/** Refs as planned, all of one digest (the bare removal does not look at it). */
+function planned(refs: string[], digest = `sha256:${"a".repeat(64)}`) {
+  return refs.map((ref) => ({ ref, digest }));
+}
+
+/** The bare removal, without the last-second re-read (tested below on its own). */
+const BARE = { check: false };
+
 function rmArgs(refs: string[]): string[] {
   return ["-n", NS, "image", "rm", ...refs];
 }
@@ -163,14 +171,19 @@ Deno.test("readRemoval() reads one ctr image rm run", async (t) => {
 Deno.test("removeImages() removes in one ctr call per chunk", async () => {
   const ctr = new FakeCtr((args) => ctrRm(args.slice(4)));
   const refs = ["docker.io/library/a:1", "docker.io/library/b:1"];
-  const outcome = await removeImages(ctr, NS, refs);
-  assert.deepEqual(outcome, { removed: refs, missing: [], failed: [] });
+  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
+  assert.deepEqual(outcome, { removed: refs, missing: [], failed: [], moved: [] });
   assert.deepEqual(ctr.calls, [rmArgs(refs)]);
 });
 
 Deno.test("removeImages() with no refs runs no ctr", async () => {
   const ctr = new FakeCtr((args) => ctrRm(args.slice(4)));
-  assert.deepEqual(await removeImages(ctr, NS, []), { removed: [], missing: [], failed: [] });
+  assert.deepEqual(await removeImages(ctr, NS, [], BARE), {
+    removed: [],
+    missing: [],
+    failed: [],
+    moved: [],
+  });
   assert.equal(ctr.spawned, 0);
 });
 
@@ -180,7 +193,7 @@ Deno.test("removeImages() splits 250 refs into 3 calls of at most 100", async ()
   const ctr = new FakeCtr((args) =>
     ctrRm(args.slice(4), { missing: ["docker.io/library/img:150"] })
   );
-  const outcome = await removeImages(ctr, NS, refs);
+  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
   assert.deepEqual(ctr.calls.map((a) => a.length - 4), [100, 100, 50]);
   for (const args of ctr.calls) assert.deepEqual(args.slice(0, 4), ["-n", NS, "image", "rm"]);
   assert.deepEqual(ctr.calls.flatMap((a) => a.slice(4)), refs);
@@ -199,7 +212,7 @@ Deno.test("removeImages() marks every ref of a chunk failed when ctr cannot run"
     }
     return ctrRm(args.slice(4));
   });
-  const outcome = await removeImages(ctr, NS, refs);
+  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
   assert.equal(ctr.spawned, 2);
   assert.deepEqual(outcome.removed, refs.slice(0, 100));
   assert.deepEqual(outcome.missing, []);
@@ -215,7 +228,7 @@ Deno.test("removeImages() goes on with the next chunk after a failing one", asyn
     const chunk = args.slice(4);
     return chunk.includes("x:0") ? fail("ctr: connection refused\n") : ctrRm(chunk);
   });
-  const outcome = await removeImages(ctr, NS, refs);
+  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
   assert.equal(ctr.spawned, 2);
   assert.deepEqual(outcome.removed, refs.slice(100));
   assert.equal(outcome.failed.length, 100);
@@ -248,7 +261,7 @@ Deno.test("readRemoval() reads a real ctr 1.6 image rm with a missing ref", () =
 Deno.test("removeImages() reports every ref failed when containerd is down (real stderr)", async () => {
   const stderr = fixture("ctr-1.6/ctr_refused.stderr");
   const ctr = new FakeCtr(() => fail(stderr));
-  const outcome = await removeImages(ctr, "default", ["x:1", "x:2"]);
+  const outcome = await removeImages(ctr, "default", planned(["x:1", "x:2"]), BARE);
   assert.deepEqual(outcome.removed, []);
   assert.deepEqual(outcome.missing, []);
   assert.deepEqual(outcome.failed.map((f) => f.ref), ["x:1", "x:2"]);

@@ -12,9 +12,16 @@ import { runCtre, tempStateDir } from "./support/cli.ts";
 
 const GOLDEN = new URL("./testdata/golden/", import.meta.url);
 const UPDATE = Deno.env.get("CTRE_UPDATE_GOLDEN") === "1";
+/** A CI run compares, never rewrites: a golden file rewritten there would make the test pass. */
+const CI = ["true", "1"].includes(Deno.env.get("CI") ?? "");
 
 async function golden(name: string, actual: string): Promise<void> {
   const path = fileURLToPath(new URL(name, GOLDEN));
+  if (UPDATE && CI) {
+    throw new Error(
+      "CTRE_UPDATE_GOLDEN is set in a CI run (CI=true): golden files are not rewritten",
+    );
+  }
   if (UPDATE) {
     await Deno.mkdir(fileURLToPath(GOLDEN), { recursive: true });
     await Deno.writeTextFile(path, actual);
@@ -69,6 +76,7 @@ const PLAN: ImagePlan[] = [
     decision: "keep",
     reason: "in-use",
     containers: ["c-one", "c-two"],
+    users: [{ id: "c-one", how: "name" }, { id: "c-two", how: "lease" }],
   },
   {
     ...base,
@@ -177,17 +185,30 @@ const OUTCOME: PruneOutcome = {
     error: "ctr -n k8s.io image rm … exited with code 1: ctr: unable to delete " +
       "registry.example/old:0.1: failed precondition",
   }],
+  repointed: [{
+    namespace: "default",
+    ref: "docker.io/library/latest:latest",
+    digest: `sha256:${"c".repeat(64)}`,
+  }],
   removedImages: 1,
-  reclaimedBytes: 5 * MiB + 123,
+  reclaimedBytes: 5_456_789,
+  removedImageBytes: 5 * MiB + 123,
   contentBytesBefore: 123_456_789,
   contentBytesAfter: 118_000_000,
   containers: { deleted: ["default c-old"], kept: ["default c-one", "default c-two"], errors: [] },
   content: [
-    { namespace: "default", blobsBefore: 12, blobsAfter: 9, error: null },
+    {
+      namespace: "default",
+      blobsBefore: 12,
+      blobsAfter: 9,
+      protected: ["docker.io/library/offline:1"],
+      error: null,
+    },
     {
       namespace: "k8s.io",
       blobsBefore: 4,
       blobsAfter: 4,
+      protected: [],
       error: "ctr -n k8s.io content prune references exited with code 1: content digest " +
         "sha256:1111 not found",
     },

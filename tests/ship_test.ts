@@ -103,7 +103,7 @@ async function unitsWithStub(): Promise<string> {
   return dir;
 }
 
-Deno.test("the systemd units verify, and the recorder's exposure is at most 3.0", async (t) => {
+Deno.test("the systemd units verify, and both services' exposure is 1.0", async (t) => {
   const dir = await unitsWithStub();
   for (const unit of ["ctre-record.service", "ctre-prune.service", "ctre-prune.timer"]) {
     await t.step(`systemd-analyze verify ${unit}`, async () => {
@@ -112,17 +112,19 @@ Deno.test("the systemd units verify, and the recorder's exposure is at most 3.0"
       assert.equal(r.stderr.trim(), "", r.stderr);
     });
   }
-  await t.step("systemd-analyze security --offline=true ctre-record.service", async () => {
-    const r = await sh([
-      "systemd-analyze",
-      "security",
-      "--offline=true",
-      join(ROOT, "scripts/systemd/ctre-record.service"),
-    ]);
-    const m = /Overall exposure level for ctre-record\.service: ([\d.]+)/.exec(r.stdout);
-    assert.ok(m, r.stdout + r.stderr);
-    assert.ok(Number(m[1]) <= 3.0, `exposure ${m[1]}`);
-  });
+  for (const unit of ["ctre-record.service", "ctre-prune.service"]) {
+    await t.step(`systemd-analyze security --offline=true ${unit}`, async () => {
+      const r = await sh([
+        "systemd-analyze",
+        "security",
+        "--offline=true",
+        join(ROOT, "scripts/systemd", unit),
+      ]);
+      const m = new RegExp(`Overall exposure level for ${unit}: ([\\d.]+)`).exec(r.stdout);
+      assert.ok(m, r.stdout + r.stderr);
+      assert.ok(Number(m[1]) <= 1.0, `exposure ${m[1]}`);
+    });
+  }
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -140,12 +142,13 @@ Deno.test("scripts/install.sh installs into DESTDIR and --uninstall removes it a
       "etc/systemd/system/ctre-prune.service",
       "etc/systemd/system/ctre-prune.timer",
       "etc/default/ctre",
+      "etc/tmpfiles.d/ctre.conf",
     ]
   ) {
     assert.ok((await Deno.stat(join(dest, f))).isFile, f);
   }
   assert.equal((await Deno.stat(join(dest, "usr/local/bin/ctre"))).mode! & 0o777, 0o755);
-  assert.equal((await Deno.stat(join(dest, "var/spool/ctre"))).mode! & 0o777, 0o700);
+  assert.equal((await Deno.stat(join(dest, "var/spool/ctre"))).mode! & 0o777, 0o711);
   const un = await sh(["bash", join(ROOT, "scripts/install.sh"), "--uninstall"], env);
   assert.equal(un.code, 0, un.stderr);
   await assert.rejects(Deno.stat(join(dest, "usr/local/bin/ctre")));

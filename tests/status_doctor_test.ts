@@ -53,8 +53,6 @@ Deno.test("ctre status shows the usage DB, its last write and whether the record
 
 Deno.test({
   name: "ctre doctor on a healthy node exits 0 and reports containerd's version",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();

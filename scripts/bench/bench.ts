@@ -306,7 +306,8 @@ try {
   const planCtrCpu = median(planCpus.map((p) => p.ctrCpuMs));
   const planCtr = Math.max(...plans.map((p) => p.ctrCalls), ...planCpus.map((p) => p.ctrCalls));
   const planRss = Math.max(...plans.map((p) => p.maxRssKb));
-  const planLimit = 1 + 3 * NAMESPACES.length;
+  // namespace ls, then per namespace content, image, container and (issue 11) snapshot ls.
+  const planLimit = 1 + 4 * NAMESPACES.length;
   log(`planning pass ctr calls: ${planCalls.join(" | ")}`);
 
   // --- Forced prune and what remains ------------------------------------------------------
@@ -362,7 +363,10 @@ try {
   await reimport();
   const rmJob = JSON.stringify({
     address: c.address,
-    sets: [...removal].map(([ns, set]) => ({ ns, refs: set.map((i) => i.refs[0]!) })),
+    sets: [...removal].map(([ns, set]) => ({
+      ns,
+      refs: set.map((i) => ({ ref: i.refs[0]!, digest: i.digest })),
+    })),
   });
   const rmCtreM = await measure(DENO, ["run", "--allow-run=ctr", DRIVER, "remove"], counted, {
     stdin: rmJob,
@@ -389,6 +393,84 @@ try {
   log(`one ctr per image: ${ms(rmBase.wallMs)}, ${rmBase.ctrCalls} ctr`);
   check(rmBase.code === 0, "one-ctr-per-image removal exit code", rmBase.stderr.slice(-300));
   await removedAll("one ctr per image");
+
+  // --- The last-second re-read: the same removal without it ---------------------------------
+  await reimport();
+  const rmNoCheckM = await measure(DENO, ["run", "--allow-run=ctr", DRIVER, "remove"], counted, {
+    stdin: JSON.stringify({ ...JSON.parse(rmJob), check: false }),
+  });
+  const rmNoCheck = driverResult(rmNoCheckM);
+  log(`ctre removal without the re-read: ${ms(rmNoCheck.wallMs)}, ${rmNoCheck.spawned} ctr`);
+  await removedAll("ctre without the re-read");
+
+  // --- Content prune at node scale: every image unpacked, then one never-unpacked per ns ----
+  // The removal set comes back with fresh layer references on its 500 manifests (the forced
+  // prune stripped the others'): the plain path strips them in one process per namespace; with
+  // a never-unpacked image in each namespace, ctre strips them one manifest at a time.
+  const contentJob = JSON.stringify({
+    address: c.address,
+    namespaces: NAMESPACES.map((s) => s.ns),
+  });
+  const removeSet = async () => {
+    for (const s of NAMESPACES) {
+      await c.ctrOk(["-n", s.ns, "image", "rm", ...removal.get(s.ns)!.map((i) => i.refs[0]!)]);
+    }
+  };
+  await reimport();
+  const contentPlainM = await measure(
+    DENO,
+    ["run", "--allow-run=ctr", DRIVER, "content"],
+    counted,
+    { stdin: contentJob },
+  );
+  const contentPlain = driverResult(contentPlainM);
+  log(`content prune, all unpacked: ${ms(contentPlain.wallMs)}, ${contentPlain.spawned} ctr`);
+  check(contentPlain.outcome.protected!.length === 0, "plain content prune protects nothing");
+  await removeSet();
+  await reimport();
+  const offline = new Map<string, string>();
+  for (const s of NAMESPACES) {
+    const ref = `bench.example/offline-${s.short}:1`;
+    await c.importImage(s.ns, ref, `offline-${s.short}`, [], { unpack: false });
+    offline.set(s.ns, ref);
+  }
+  const contentGuardM = await measure(
+    DENO,
+    ["run", "--allow-run=ctr", DRIVER, "content"],
+    counted,
+    { stdin: contentJob },
+  );
+  const contentGuard = driverResult(contentGuardM);
+  log(`content prune, guarded: ${ms(contentGuard.wallMs)}, ${contentGuard.spawned} ctr`);
+  let guardOk = check(
+    JSON.stringify(contentGuard.outcome.protected!.sort()) ===
+      JSON.stringify([...offline].map(([ns, ref]) => `${ns} ${ref}`).sort()),
+    "guarded content prune protects exactly the never-unpacked images",
+    contentGuard.outcome.protected!.join("; "),
+  );
+  guardOk = check(contentGuard.outcome.errors!.length === 0, "guarded content prune, no errors") &&
+    guardOk;
+  for (const [ns, ref] of offline) {
+    const r = await c.ctr([
+      "-n",
+      ns,
+      "run",
+      "--rm",
+      "--runc-root",
+      c.runcRoot,
+      "--fifo-dir",
+      c.fifoDir,
+      "--cgroup",
+      c.cgroupPath(ns, "bench-offline"),
+      ref,
+      "bench-offline",
+      "true",
+    ]);
+    guardOk = check(r.code === 0, `the never-unpacked image of ${ns} runs`, r.stderr.slice(-300)) &&
+      guardOk;
+    await c.ctrOk(["-n", ns, "image", "rm", ref]);
+  }
+  await removeSet();
 
   // --- Cleaning up 150 stopped containers --------------------------------------------------
   const stoppedIds = stopped.map((k) => `${k.ns} ${k.id}`).sort();
@@ -473,7 +555,7 @@ try {
       mb(planRss),
       `≤ ${planLimit} ctr: ${
         verdict(
-          `planning pass spawns ≤ 1 + 3 per namespace = ${planLimit} ctr`,
+          `planning pass spawns ≤ 1 + 4 per namespace = ${planLimit} ctr`,
           planCtr <= planLimit,
         )
       }; own < 10 %: ${
@@ -524,6 +606,38 @@ try {
       "",
       "",
       `≥ 10×: ${verdict("removing 500 images ≥ 10× faster than one ctr per image", rmRatio >= 10)}`,
+    ],
+    [
+      `remove ${removalRefs.length} images: ctre without the last-second re-read`,
+      ms(rmNoCheck.wallMs),
+      `${rmNoCheck.spawned}`,
+      perCtr(ctrCpu(rmNoCheckM, rmNoCheck.processCpuMs), rmNoCheck.spawned),
+      ms(rmNoCheck.cpuMs),
+      machine(rmNoCheckM.machineCpuMs, rmNoCheckM.wallMs),
+      mb(rmNoCheckM.maxRssKb),
+      `re-read costs ${ms(rmCtre.wallMs - rmNoCheck.wallMs)}`,
+    ],
+    [
+      `content prune, 3 namespaces, every image unpacked (\`pruneContentSafely\`)`,
+      ms(contentPlain.wallMs),
+      `${contentPlain.spawned}`,
+      perCtr(ctrCpu(contentPlainM, contentPlain.processCpuMs), contentPlain.spawned),
+      ms(contentPlain.cpuMs),
+      machine(contentPlainM.machineCpuMs, contentPlainM.wallMs),
+      mb(contentPlainM.maxRssKb),
+      "",
+    ],
+    [
+      `content prune, a never-unpacked image in each namespace (${removalRefs.length} manifests ` +
+      "stripped one by one)",
+      ms(contentGuard.wallMs),
+      `${contentGuard.spawned}`,
+      perCtr(ctrCpu(contentGuardM, contentGuard.processCpuMs), contentGuard.spawned),
+      ms(contentGuard.cpuMs),
+      machine(contentGuardM.machineCpuMs, contentGuardM.wallMs),
+      mb(contentGuardM.maxRssKb),
+      "the never-unpacked images still run: " +
+      verdict("guarded content prune keeps never-unpacked images runnable", guardOk),
     ],
     [
       `clean up ${stopped.length} stopped containers: ctre (\`cleanupContainers\`)`,

@@ -3,15 +3,20 @@
  * Runs one step of ctre in its own process, for the benchmark, exactly as prune runs it:
  *
  * - `remove`: lib/removal.ts removeImages per namespace, the namespaces at once (prune's
- *   removeBatch).
+ *   removeBatch), each chunk's refs re-read with `ctr image ls name==…` right before its
+ *   `ctr image rm`, as prune does.
  * - `cleanup`: lib/cleanup.ts cleanupContainers per namespace, one after the other (prune's
  *   container clean-up).
+ * - `content`: lib/layer_guard.ts pruneContentSafely per namespace, one after the other (prune's
+ *   content prune).
+ *
+ * A `remove` job with `"check": false` skips the last-second re-read, to measure what it costs.
  *
  * Reads its job as JSON on stdin; prints on stdout the wall time of the step (ms, in process),
  * the ctr processes it started (`Ctr.spawned`), its own CPU during the step and in all, its
  * peak RSS (getrusage of this process only, no ctr), and the outcome. Needs only --allow-run=ctr.
  *
- *   echo '{"address": "...", "sets": [{"ns": "default", "refs": ["..."]}]}' |
+ *   echo '{"address": "...", "sets": [{"ns": "default", "refs": [{"ref": "...", "digest": "..."}]}]}' |
  *     deno run --allow-run=ctr scripts/bench/driver.ts remove
  *
  * @module
@@ -19,11 +24,13 @@
 import process from "node:process";
 import { cleanupContainers } from "../../lib/cleanup.ts";
 import { systemCtr } from "../../lib/ctr.ts";
+import { pruneContentSafely } from "../../lib/layer_guard.ts";
 import { removeImages } from "../../lib/removal.ts";
 
 interface RemoveJob {
   address: string;
-  sets: { ns: string; refs: string[] }[];
+  sets: { ns: string; refs: { ref: string; digest: string }[] }[];
+  check?: boolean;
 }
 
 interface CleanupJob {
@@ -45,7 +52,10 @@ if (mode === "remove") {
   const removed: string[] = [];
   const failed: string[] = [];
   const sets = (job as RemoveJob).sets;
-  const results = await Promise.all(sets.map(({ ns, refs }) => removeImages(ctr, ns, refs)));
+  const check = (job as RemoveJob).check ?? true;
+  const results = await Promise.all(
+    sets.map(({ ns, refs }) => removeImages(ctr, ns, refs, { check })),
+  );
   for (const [i, { ns }] of sets.entries()) {
     const r = results[i]!;
     removed.push(...r.removed.map((ref) => `${ns} ${ref}`));
@@ -64,8 +74,19 @@ if (mode === "remove") {
     problems.push(...r.skipped, ...r.errors);
   }
   outcome = { deleted, kept, problems };
+} else if (mode === "content") {
+  const protectedRefs: string[] = [];
+  const errors: string[] = [];
+  let blobsFreed = 0;
+  for (const ns of (job as CleanupJob).namespaces) {
+    const r = await pruneContentSafely(ctr, ns);
+    protectedRefs.push(...r.protected.map((refs) => `${ns} ${refs}`));
+    if (r.error !== undefined) errors.push(`${ns}: ${r.error}`);
+    blobsFreed += r.before - r.after;
+  }
+  outcome = { protected: protectedRefs, errors, blobsFreed };
 } else {
-  console.error("usage: driver.ts remove|cleanup < job.json");
+  console.error("usage: driver.ts remove|cleanup|content < job.json");
   Deno.exit(2);
 }
 const wallMs = performance.now() - started;

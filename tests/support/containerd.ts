@@ -65,6 +65,17 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * An AbortSignal that fires after `ms`, and the function that clears its timer. Unlike
+ * AbortSignal.timeout, whose timer outlives the call it guards, this leaves no timer behind, so
+ * tests using the harness can keep Deno's op sanitizer on.
+ */
+function deadline(ms: number): { signal: AbortSignal; clear: () => void } {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new DOMException("timed out", "TimeoutError")), ms);
+  return { signal: ac.signal, clear: () => clearTimeout(timer) };
+}
+
 /** The non-empty trimmed lines of `text`, sorted. */
 function lines(text: string): string[] {
   return text.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
@@ -105,13 +116,14 @@ function errorMessage(e: unknown): string {
 
 /** Runs a command to completion, never throws (code -1 if it could not be started). */
 async function runQuiet(cmd: string, args: string[], timeoutMs = 30_000): Promise<CtrResult> {
+  const limit = deadline(timeoutMs);
   try {
     const out = await new Deno.Command(cmd, {
       args,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: limit.signal,
     }).output();
     return {
       code: out.code,
@@ -120,6 +132,8 @@ async function runQuiet(cmd: string, args: string[], timeoutMs = 30_000): Promis
     };
   } catch (e) {
     return { code: -1, stdout: "", stderr: errorMessage(e) };
+  } finally {
+    limit.clear();
   }
 }
 
@@ -366,6 +380,9 @@ export class TestContainerd {
       await c.startDaemon();
       const wanted = Deno.env.get("CTRE_E2E_SNAPSHOTTER");
       c.#snapshotter = wanted ?? (await c.#overlayfsWorks() ? "overlayfs" : "native");
+      // ctre's ctr processes (the CLI under test) inherit it, as on a node where the operator
+      // sets it for ctre: prune's content guard lists that snapshotter's snapshots.
+      Deno.env.set("CONTAINERD_SNAPSHOTTER", c.#snapshotter);
     } catch (e) {
       await c.cleanup();
       throw e;
@@ -483,8 +500,13 @@ export class TestContainerd {
     } catch {
       // already exited
     }
-    const timer = sleep(STOP_TIMEOUT_MS).then(() => "timeout" as const);
-    if (await Promise.race([status, timer]) === "timeout") {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS);
+    });
+    const first = await Promise.race([status, timeout]);
+    clearTimeout(timer);
+    if (first === "timeout") {
       try {
         child.kill("SIGKILL");
       } catch {
@@ -506,14 +528,15 @@ export class TestContainerd {
 
   /** Runs `ctr --address <address> ...args`, raw bytes. */
   async ctrRaw(args: string[], timeoutMs = CTR_TIMEOUT_MS): Promise<CtrRawResult> {
+    const limit = deadline(timeoutMs);
     const out = await new Deno.Command("ctr", {
       args: ["--address", this.address, ...args],
       env: { CONTAINERD_SNAPSHOTTER: this.snapshotter },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(timeoutMs),
-    }).output();
+      signal: limit.signal,
+    }).output().finally(limit.clear);
     return { code: out.code, stdout: out.stdout, stderr: out.stderr };
   }
 
@@ -538,19 +561,29 @@ export class TestContainerd {
 
   /**
    * Builds a busybox image offline (see oci_image.ts), imports it into `ns` as `ref` (unpacked
-   * into the snapshotter), tags it with `extraRefs`, and returns its target (manifest) digest.
+   * into the snapshotter unless `opts.unpack` is false: `--no-unpack`, so its layer blobs are
+   * its only copy), tags it with `extraRefs`, and returns its target (manifest) digest.
+   * `opts.layers: 2` builds a two-layer image.
    */
   async importImage(
     ns: string,
     ref: string,
     variant: string,
     extraRefs: string[] = [],
+    opts: { unpack?: boolean; layers?: 1 | 2 } = {},
   ): Promise<string> {
-    const image = await buildOciImage(ref, variant);
+    const image = await buildOciImage(ref, variant, opts.layers ? { layers: opts.layers } : {});
     const tar = `${this.dir}/import-${++this.#imports}.tar`;
     await Deno.writeFile(tar, image.tar);
     try {
-      await this.ctrOk(["-n", ns, "image", "import", tar]);
+      await this.ctrOk([
+        "-n",
+        ns,
+        "image",
+        "import",
+        ...(opts.unpack === false ? ["--no-unpack"] : []),
+        tar,
+      ]);
     } finally {
       await Deno.remove(tar).catch(() => {});
     }
@@ -564,6 +597,14 @@ export class TestContainerd {
       await this.ctrOk(["-n", ns, "image", "tag", ref, ...extraRefs]);
     }
     return image.manifest.digest;
+  }
+
+  /**
+   * Runs `true` in a throw-away container from `ref` (`ctr run --rm`), unpacking the image first
+   * if it is not. Throws with ctr's stderr when the container cannot start or exits non-zero.
+   */
+  async runOnce(ns: string, ref: string, id: string): Promise<void> {
+    await this.ctrOk(["-n", ns, "run", "--rm", ...this.#runFlags(ns, id), ref, id, "true"]);
   }
 
   #runFlags(ns: string, id: string): string[] {

@@ -246,7 +246,7 @@ export class CriNode {
    */
   async pushImage(name: string, variant: string, cmd?: string[]): Promise<PushedImage> {
     const ref = this.ref(name);
-    const image = await buildOciImage(ref, variant, cmd);
+    const image = await buildOciImage(ref, variant, cmd ? { cmd } : {});
     const c = this.containerd;
     const tar = `${c.dir}/push-${++this.#pushes}.tar`;
     await Deno.writeFile(tar, image.tar);

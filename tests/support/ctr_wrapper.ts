@@ -5,6 +5,9 @@
  *
  * - `steal`: before the real `image rm` runs, removes one ref itself with the real ctr, as
  *   another operator or kubelet's image GC would.
+ * - `repoint`: on the first `image ls` with a `name==` filter (prune's last-second re-read of a
+ *   batch), first re-points one ref to another image (`image tag --force`), as a pull of
+ *   `:latest` would between the plan and the removal.
  * - `fail`: takes one ref out of the `image rm` arguments, runs the real ctr with the rest, then
  *   reports that ref the way ctr 1.6 does when a delete fails (a logrus error line and
  *   `ctr: unable to delete <ref>: <error>`) and exits 1.
@@ -21,6 +24,8 @@ export interface WrapperOptions {
   address: string;
   /** Remove this ref of this namespace just before the real `image rm` runs. */
   steal?: { ns: string; ref: string };
+  /** Re-point `ref` of `ns` to the target of `to` right before the re-read of its batch. */
+  repoint?: { ns: string; ref: string; to: string };
   /** Make `image rm` fail for this ref with this error text. */
   fail?: { ref: string; error: string };
 }
@@ -90,7 +95,22 @@ export async function ctrWrapper(opts: WrapperOptions): Promise<CtrWrapper> {
       "  fi",
     );
   }
-  lines.push("  ;;", "esac", 'exec "$real" "$@"', "");
+  lines.push("  ;;");
+  if (opts.repoint) {
+    const { ns, ref, to } = opts.repoint;
+    const done = join(dir, "repointed");
+    lines.push(
+      '*" image ls name=="*)',
+      `  if [ ! -e ${sq(done)} ]; then`,
+      `    : >${sq(done)}`,
+      `    "$real" --address ${sq(opts.address)} -n ${sq(ns)} image tag --force ${sq(to)} ${
+        sq(ref)
+      } >/dev/null 2>&1`,
+      "  fi",
+      "  ;;",
+    );
+  }
+  lines.push("esac", 'exec "$real" "$@"', "");
   const script = join(dir, "ctr");
   await Deno.writeTextFile(script, lines.join("\n"), { mode: 0o755 });
   await Deno.chmod(script, 0o755);

@@ -1,0 +1,305 @@
+/**
+ * A containerd node in memory behind the scripted {@linkcode FakeCtr}: namespaces with images,
+ * content (with containerd's GC labels), snapshots, containers and tasks, answering the ctr
+ * commands prune runs in the shapes real ctr 1.6 prints, and changing state the way containerd
+ * does (image rm and a lease deleted with --sync run a GC over the label references). A hook
+ * runs before each command, so a test can fail a step or change the node at an exact moment.
+ *
+ * It is a model, not containerd: the end-to-end tests check the same behaviour on the real one.
+ *
+ * @module
+ */
+import type { CtrResult } from "../../lib/ctr.ts";
+import { formatBytes } from "../../lib/units.ts";
+import { fail, FakeCtr, ok } from "../fake_ctr.ts";
+
+export interface FakeBlob {
+  size: number;
+  /** ctr's AGE text, e.g. `4 weeks`. */
+  age: string;
+  labels: Map<string, string>;
+}
+
+export interface FakeContainer {
+  image: string | null;
+  labels: Record<string, string>;
+  /** Task status, or undefined for a container without a task. */
+  status?: string;
+}
+
+export interface FakeNamespace {
+  images: Map<string, { digest: string; labels: Map<string, string> }>;
+  content: Map<string, FakeBlob>;
+  snapshots: { key: string; parent: string | null; kind: string }[];
+  containers: Map<string, FakeContainer>;
+}
+
+const T = 'time="2026-11-27T17:12:41.976313083Z"';
+
+/** The n-th fake digest. */
+export function fakeDigest(n: number, tag = 0): string {
+  return `sha256:${tag.toString(16)}${n.toString(16).padStart(63, "0")}`;
+}
+
+function table(rows: string[][]): string {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" ") + " \n").join("");
+}
+
+function labelText(labels: Map<string, string>): string {
+  return labels.size === 0 ? "-" : [...labels].map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+export class FakeNode {
+  readonly namespaces = new Map<string, FakeNamespace>();
+  /** Runs before every ctr command: return a result to answer it instead (a fault). */
+  hook: (args: string[]) => CtrResult | undefined = () => undefined;
+  readonly ctr: FakeCtr;
+  #next = 1;
+  #leases = new Set<string>();
+
+  constructor() {
+    this.ctr = new FakeCtr((args) => this.hook([...args]) ?? this.#handle(args));
+  }
+
+  ns(name: string): FakeNamespace {
+    let s = this.namespaces.get(name);
+    if (!s) {
+      s = { images: new Map(), content: new Map(), snapshots: [], containers: new Map() };
+      this.namespaces.set(name, s);
+    }
+    return s;
+  }
+
+  /**
+   * Adds an image: a manifest referencing a config and `layers` layer blobs (1 MB each), aged
+   * `age`; unpacked (a committed snapshot, named on the config) unless `unpacked` is false.
+   * Returns its digest.
+   */
+  addImage(
+    ns: string,
+    ref: string,
+    opts: { age?: string; layers?: number; unpacked?: boolean; labels?: Record<string, string> } =
+      {},
+  ): string {
+    const s = this.ns(ns);
+    const age = opts.age ?? "4 weeks";
+    const n = this.#next++;
+    const layers = Array.from({ length: opts.layers ?? 1 }, (_, i) => fakeDigest(n, 3 + i));
+    const config = fakeDigest(n, 2);
+    const manifest = fakeDigest(n, 1);
+    const chain = fakeDigest(n, 0xc);
+    for (const l of layers) {
+      s.content.set(l, {
+        size: 1_000_000,
+        age,
+        labels: new Map([["containerd.io/uncompressed", l]]),
+      });
+    }
+    s.content.set(config, {
+      size: 500,
+      age,
+      labels: opts.unpacked === false
+        ? new Map()
+        : new Map([["containerd.io/gc.ref.snapshot.overlayfs", chain]]),
+    });
+    s.content.set(manifest, {
+      size: 400,
+      age,
+      labels: new Map([
+        ["containerd.io/gc.ref.content.config", config],
+        ...layers.map((l, i): [string, string] => [`containerd.io/gc.ref.content.l.${i}`, l]),
+      ]),
+    });
+    if (opts.unpacked !== false) s.snapshots.push({ key: chain, parent: null, kind: "Committed" });
+    s.images.set(ref, { digest: manifest, labels: new Map(Object.entries(opts.labels ?? {})) });
+    return manifest;
+  }
+
+  /** Points `ref` at `digest` (a tag, or a re-point by a pull). */
+  tag(ns: string, ref: string, digest: string): void {
+    this.ns(ns).images.set(ref, { digest, labels: new Map() });
+  }
+
+  addContainer(ns: string, id: string, image: string | null, status?: string): void {
+    this.ns(ns).containers.set(id, {
+      image,
+      labels: { "io.kubernetes.pod.name": id },
+      ...(status === undefined ? {} : { status }),
+    });
+  }
+
+  /** The refs of `ns`, sorted. */
+  refs(ns: string): string[] {
+    return [...this.ns(ns).images.keys()].sort();
+  }
+
+  /** Whether blob `digest` is in the content store of `ns`. */
+  has(ns: string, digest: string): boolean {
+    return this.ns(ns).content.has(digest);
+  }
+
+  /** Sum of blob sizes over namespaces, each digest once (what prune measures). */
+  storeBytes(): number {
+    const seen = new Map<string, number>();
+    for (const s of this.namespaces.values()) {
+      for (const [d, b] of s.content) seen.set(d, b.size);
+    }
+    return [...seen.values()].reduce((a, b) => a + b, 0);
+  }
+
+  /** containerd's GC, per namespace: what no image reaches through gc.ref.content labels goes. */
+  gc(): void {
+    for (const s of this.namespaces.values()) {
+      const live = new Set<string>();
+      const todo = [...s.images.values()].map((i) => i.digest);
+      while (todo.length) {
+        const d = todo.pop()!;
+        if (live.has(d)) continue;
+        live.add(d);
+        for (const [k, v] of s.content.get(d)?.labels ?? []) {
+          if (k.startsWith("containerd.io/gc.ref.content.")) todo.push(v);
+        }
+      }
+      for (const d of [...s.content.keys()]) if (!live.has(d)) s.content.delete(d);
+    }
+  }
+
+  #imageSize(s: FakeNamespace, digest: string): number {
+    let size = 0;
+    const todo = [digest];
+    const seen = new Set<string>();
+    while (todo.length) {
+      const d = todo.pop()!;
+      if (seen.has(d)) continue;
+      seen.add(d);
+      const b = s.content.get(d);
+      if (!b) continue;
+      size += b.size;
+      for (const [k, v] of b.labels) {
+        if (k.startsWith("containerd.io/gc.ref.content.")) todo.push(v);
+      }
+    }
+    return size;
+  }
+
+  #handle(all: string[]): CtrResult {
+    let args = all;
+    let name = "default";
+    if (args[0] === "-n") {
+      name = args[1]!;
+      args = args.slice(2);
+    }
+    const cmd = args.slice(0, 2).join(" ");
+    const rest = args.slice(2);
+    const s = this.ns(name);
+    switch (cmd) {
+      case "namespace ls":
+        return ok([...this.namespaces.keys()].sort().map((n) => `${n}\n`).join(""));
+      case "content ls":
+        if (rest[0] === "-q") return ok([...s.content.keys()].map((d) => `${d}\n`).join(""));
+        return ok(
+          "DIGEST\tSIZE\tAGE\tLABELS\n" +
+            [...s.content].map(([d, b]) => `${d}\t${b.size}B\t${b.age}\t${labelText(b.labels)}\n`)
+              .join(""),
+        );
+      case "image ls": {
+        const names = rest.map((f) => {
+          const v = f.replace(/^name==/, "");
+          return v.startsWith('"') ? JSON.parse(v) as string : v;
+        });
+        const rows = [...s.images].filter(([ref]) => names.length === 0 || names.includes(ref))
+          .sort(([a], [b]) => a < b ? -1 : 1);
+        return ok(table([
+          ["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"],
+          ...rows.map(([ref, i]) => [
+            ref,
+            "application/vnd.oci.image.manifest.v1+json",
+            i.digest,
+            formatBytes(this.#imageSize(s, i.digest)),
+            "linux/amd64",
+            labelText(i.labels),
+          ]),
+        ]));
+      }
+      case "image rm": {
+        const refs = rest.filter((r) => r !== "--sync");
+        const out: string[] = [];
+        const err: string[] = [];
+        for (const ref of refs) {
+          if (s.images.delete(ref)) out.push(`${ref}\n`);
+          else err.push(`${T} level=warning msg="${ref}: image not found"\n`);
+        }
+        this.gc();
+        return { code: 0, stdout: out.join(""), stderr: err.join("") };
+      }
+      case "container ls": {
+        const k8s = rest.some((f) => f.startsWith("labels."));
+        return ok(table([
+          ["CONTAINER", "IMAGE", "RUNTIME"],
+          ...[...s.containers].filter(([, c]) => !k8s || "io.kubernetes.pod.name" in c.labels)
+            .map(([id, c]) => [id, c.image ?? "-", "io.containerd.runc.v2"]),
+        ]));
+      }
+      case "task ls":
+        return ok(table([
+          ["TASK", "PID", "STATUS"],
+          ...[...s.containers].filter(([, c]) => c.status !== undefined)
+            .map(([id, c]) => [id, "100", c.status!]),
+        ]));
+      case "containers info": {
+        const c = s.containers.get(rest[0]!);
+        if (!c) return fail(`ctr: container "${rest[0]}" in namespace "${name}": not found\n`);
+        return ok(JSON.stringify({
+          ID: rest[0],
+          Labels: c.labels,
+          Image: c.image ?? "",
+          CreatedAt: "2026-01-01T00:00:00Z",
+          UpdatedAt: "2026-01-01T00:00:00Z",
+        }));
+      }
+      case "containers rm": {
+        for (const id of rest) {
+          const c = s.containers.get(id);
+          if (c && c.status !== "RUNNING") s.containers.delete(id);
+        }
+        return ok();
+      }
+      case "snapshot ls":
+        return ok(table([
+          ["KEY", "PARENT", "KIND"],
+          ...s.snapshots.map((x) => [x.key, x.parent ?? "", x.kind]),
+        ]));
+      case "content prune": {
+        for (const b of s.content.values()) {
+          for (const k of [...b.labels.keys()]) {
+            if (k.startsWith("containerd.io/gc.ref.content.l.")) b.labels.delete(k);
+          }
+        }
+        this.gc();
+        return ok();
+      }
+      case "content label": {
+        const b = s.content.get(rest[0]!);
+        if (!b) return fail(`ctr: content digest ${rest[0]}: not found\n`);
+        for (const kv of rest.slice(1)) {
+          const [k, v] = [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)];
+          if (v === "") b.labels.delete(k);
+          else b.labels.set(k, v);
+        }
+        return ok(labelText(b.labels) + "\n");
+      }
+      case "leases create": {
+        const id = `lease-${this.#next++}`;
+        this.#leases.add(id);
+        return ok(`${id}\n`);
+      }
+      case "leases delete": {
+        for (const id of rest.filter((a) => !a.startsWith("-"))) this.#leases.delete(id);
+        if (rest.includes("--sync")) this.gc();
+        return ok();
+      }
+    }
+    return fail(`fake ctr: unknown command: ctr ${all.join(" ")}\n`);
+  }
+}
