@@ -22,6 +22,7 @@ const PRUNE: PruneOptions = {
   keep: [],
   containerCleanup: true,
   contentPrune: true,
+  contentPruneMoby: false,
   json: false,
   verbose: false,
   metrics: false,
@@ -29,7 +30,7 @@ const PRUNE: PruneOptions = {
 };
 
 const prune = (over: Partial<PruneOptions> = {}, extra: Partial<Command> = {}): Command =>
-  ({ kind: "prune", prune: { ...PRUNE, ...over }, ...extra }) as Command;
+  ({ kind: "prune", prune: { ...PRUNE, ...over }, schedule: null, ...extra }) as Command;
 
 const RECORD = {
   stateDir: SPOOL,
@@ -70,6 +71,15 @@ const TABLE: [string[], Command | string][] = [
   [["prune", "--keep-file", "/etc/ctre/keep"], prune({}, { keepFile: "/etc/ctre/keep" })],
   [["prune", "--no-container-cleanup"], prune({ containerCleanup: false })],
   [["prune", "--no-content-prune"], prune({ contentPrune: false })],
+  [["prune", "--content-prune-moby"], prune({ contentPruneMoby: true })],
+  [
+    ["prune", "-f", "--every", "24h", "--jitter", "2h"],
+    prune({ mode: "force" }, { schedule: { every: 24 * 3600, jitter: 2 * 3600 } }),
+  ],
+  [
+    ["prune", "--dry-run", "--every", "1h"],
+    prune({ mode: "dry-run" }, { schedule: { every: 3600, jitter: 0 } }),
+  ],
   [["prune", "--dry-run", "--json"], prune({ mode: "dry-run", json: true })],
   [["prune", "-f", "--json"], prune({ mode: "force", json: true })],
   [["prune", "-v"], prune({ verbose: true })],
@@ -125,6 +135,11 @@ const TABLE: [string[], Command | string][] = [
     "Use either --max-store-size or --min-free, not both",
   ],
   [["prune", "--root", "/x"], "--root needs --min-free"],
+  [["prune", "--every", "1h"], "--every needs --force or --dry-run (a repeating prune cannot ask)"],
+  [["prune", "-f", "--jitter", "1h"], "--jitter needs --every"],
+  [["prune", "-f", "--every", "0"], "--every must be more than 0"],
+  [["prune", "-f", "--every", "1h", "--jitter", "2h"], "--jitter must not be more than --every"],
+  [["prune", "-f", "--every", "daily"], `Invalid duration "daily" for --every: ${DURATION_HELP}`],
   [
     ["prune", "--min-free", "100"],
     'Invalid percentage "100" for --min-free: use a number between 0 and 100',

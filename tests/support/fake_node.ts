@@ -190,6 +190,10 @@ export class FakeNode {
       name = args[1]!;
       args = args.slice(2);
     }
+    // `snapshot --snapshotter overlayfs ls` (lineage names the snapshotter) is `snapshot ls`.
+    if (args[0] === "snapshot" && args[1] === "--snapshotter" && args[2] === "overlayfs") {
+      args = ["snapshot", ...args.slice(3)];
+    }
     const cmd = args.slice(0, 2).join(" ");
     const rest = args.slice(2);
     const s = this.ns(name);
