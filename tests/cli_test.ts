@@ -21,6 +21,9 @@ const PRUNE: PruneOptions = {
   namespaces: [],
   keep: [],
   containerCleanup: true,
+  cleanupKubeletContainers: false,
+  keepLatest: 0,
+  pinMemory: 30 * DAY,
   contentPrune: true,
   contentPruneMoby: false,
   json: false,
@@ -70,6 +73,9 @@ const TABLE: [string[], Command | string][] = [
   [["prune", "--keep", "a*", "--keep", "b?"], prune({ keep: ["a*", "b?"] })],
   [["prune", "--keep-file", "/etc/ctre/keep"], prune({}, { keepFile: "/etc/ctre/keep" })],
   [["prune", "--no-container-cleanup"], prune({ containerCleanup: false })],
+  [["prune", "--cleanup-kubelet-containers"], prune({ cleanupKubeletContainers: true })],
+  [["prune", "--keep-latest", "2"], prune({ keepLatest: 2 })],
+  [["prune", "--pin-memory", "7d"], prune({ pinMemory: 7 * DAY })],
   [["prune", "--no-content-prune"], prune({ contentPrune: false })],
   [["prune", "--content-prune-moby"], prune({ contentPruneMoby: true })],
   [
@@ -114,6 +120,11 @@ const TABLE: [string[], Command | string][] = [
   [["prune", "--json"], "--json needs --dry-run or --force (it cannot ask)"],
   [["prune", "--min-age", "14"], `Invalid duration "14" for --min-age: ${DURATION_HELP}`],
   [["prune", "--used-within", "2y"], `Invalid duration "2y" for --used-within: ${DURATION_HELP}`],
+  [["prune", "--pin-memory", "1y"], `Invalid duration "1y" for --pin-memory: ${DURATION_HELP}`],
+  [
+    ["prune", "--keep-latest", "two"],
+    'Invalid number "two" for --keep-latest: use a whole number (e.g. 2)',
+  ],
   [
     ["prune", "--double-check", "-1s"],
     'Option "--double-check" needs a value (write --double-check=VALUE for a value that starts ' +

@@ -238,10 +238,11 @@ export class FakeNode {
         return { code: 0, stdout: out.join(""), stderr: err.join("") };
       }
       case "container ls": {
-        const k8s = rest.some((f) => f.startsWith("labels."));
+        // `labels."KEY"`: only containers that have that label.
+        const key = rest.map((f) => /^labels\."(.*)"$/.exec(f)?.[1]).find((k) => k !== undefined);
         return ok(table([
           ["CONTAINER", "IMAGE", "RUNTIME"],
-          ...[...s.containers].filter(([, c]) => !k8s || "io.kubernetes.pod.name" in c.labels)
+          ...[...s.containers].filter(([, c]) => key === undefined || key in c.labels)
             .map(([id, c]) => [id, c.image ?? "-", "io.containerd.runc.v2"]),
         ]));
       }
