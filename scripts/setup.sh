@@ -35,5 +35,6 @@ if [ ! -x "$PROMTOOL" ]; then
   fi
   rm -rf "$tmp"
 fi
+bash "$(dirname "$0")/setup_containerd.sh"
 # The system containerd must not be needed: tests run their own. Debian's package starts one;
 # it is left alone.
