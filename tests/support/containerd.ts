@@ -10,10 +10,13 @@
  *
  * Needs root, `containerd`, `ctr`, `runc`, `containerd-shim-runc-v2` on PATH, /bin/busybox, and
  * for {@linkcode TestContainerd.ageContent} `go` plus Debian's golang-github-coreos-bbolt-dev.
+ * containerd, ctr and the shim must be the version `CTRE_TEST_CONTAINERD` names (default 1.6.20;
+ * scripts/test.sh puts that version's bin dir first on PATH): {@linkcode TestContainerd.start}
+ * checks it once per process and throws otherwise.
  *
- * What stays outside the temp dir: the shims' sockets in /run/containerd/s/ (containerd 1.6
- * hard-codes that dir; they are named by a hash of our socket path, so they never collide, and
- * cleanup removes those of shims it kills) and cgroups, which {@linkcode TestContainerd.run}
+ * What stays outside the temp dir: the shims' sockets in /run/containerd/s/ (containerd 1.6 to
+ * 2.1 hard-code that dir; they are named by a hash of our socket path, so they never collide, and
+ * cleanup removes those of shims it kills, see {@linkcode shimSocketsOf}) and cgroups, which {@linkcode TestContainerd.run}
  * puts under `/<temp dir name>/<ns>/<id>` in every hierarchy and cleanup removes.
  *
  * Deno refuses to read /proc and /sys without --allow-all, so process, mount and cgroup checks
