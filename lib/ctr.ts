@@ -42,10 +42,19 @@ export async function ctrOk(ctr: Ctr, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/**
+ * How each ctr version says it cannot reach containerd (seen live, tests/testdata/ctr-*):
+ * - 1.6, 1.7, socket missing: `ctr: failed to dial "<path>": context deadline exceeded: …` (10 s);
+ * - 2.x, socket missing: `ctr: cannot access socket <path>: stat <path>: no such file or directory`;
+ * - all, socket left by a dead containerd: `… dial unix <path>: connect: connection refused`.
+ */
+const UNREACHABLE =
+  /failed to dial|connection refused|cannot access socket|no such file or directory.*sock/i;
+
 /** The CtrError for a failed invocation, with a hint when containerd cannot be reached. */
 export function failure(args: string[], r: CtrResult): CtrError {
   const why = lastLines(r.stderr) || "no output on stderr";
-  const hint = /failed to dial|connection refused|no such file or directory.*sock/i.test(why)
+  const hint = UNREACHABLE.test(why)
     ? " (is containerd running, and is --address or CONTAINERD_ADDRESS right?)"
     : "";
   return new CtrError(

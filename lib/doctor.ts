@@ -1,11 +1,13 @@
 /**
  * `ctre doctor`: what an operator auditing a node needs to know — the permissions this ctre
- * holds and does not hold, which ctr it runs, whether containerd answers, whether the state dir
- * is writable, and whether the recorder is alive. Exit 1 when something prune needs is missing.
+ * holds and does not hold, which ctr it runs, whether containerd answers and whether upstream
+ * still supports its version (lib/containerd_support.ts), whether the state dir is writable, and
+ * whether the recorder is alive. Exit 1 when something prune needs is missing.
  *
  * @module
  */
 import { join } from "node:path";
+import { containerdSupport } from "./containerd_support.ts";
 import type { Ctr } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import { type Io, println } from "./io.ts";
@@ -61,7 +63,7 @@ async function permissions(stateDir: string): Promise<Check[]> {
   ];
 }
 
-async function ctrChecks(ctr: Ctr, address: string | undefined): Promise<Check[]> {
+async function ctrChecks(ctr: Ctr, address: string | undefined, now: number): Promise<Check[]> {
   const checks: Check[] = [];
   try {
     const v = await ctr.run(["--version"]);
@@ -89,6 +91,9 @@ async function ctrChecks(ctr: Ctr, address: string | undefined): Promise<Check[]
         detail: `does not answer at ${where}: ${r.stderr.trim().split("\n").at(-1)}`,
       },
   );
+  if (r.code === 0 && server !== undefined) {
+    checks.push({ name: "containerd support", ...containerdSupport(server, now) });
+  }
   return checks;
 }
 
@@ -187,7 +192,7 @@ export async function diagnose(
   address: string | undefined,
   now: number,
 ): Promise<Check[]> {
-  const containerd = await ctrChecks(ctr, address);
+  const containerd = await ctrChecks(ctr, address, now);
   const unreachable = containerd.some((c) => c.name === "containerd" && c.status === "fail");
   return [
     ...await permissions(stateDir),

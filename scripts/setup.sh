@@ -35,6 +35,7 @@ if [ ! -x "$PROMTOOL" ]; then
   fi
   rm -rf "$tmp"
 fi
+bash "$(dirname "$0")/setup_containerd.sh"
 bash "$(dirname "$0")/setup_systemd.sh" >/dev/null  # debootstrap, systemd-nspawn, cached rootfs
 bash "$(dirname "$0")/setup_cri.sh"
 # The system containerd must not be needed: tests run their own. Debian's package starts one;

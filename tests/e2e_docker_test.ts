@@ -99,6 +99,13 @@ Deno.test({
             try {
               const deadline = Date.now() + 20_000;
               while (!out.includes("Listening") && Date.now() < deadline) await sleep(50);
+              // "Listening" comes before `ctr event` is connected: probe until an event is seen
+              // (a namespace created and removed), so the docker run below cannot be missed.
+              for (let i = 0; !out.includes("'/namespaces/create'") && Date.now() < deadline; i++) {
+                await c.ctrOk(["namespace", "create", `probe-${i}`]);
+                await c.ctrOk(["namespace", "rm", `probe-${i}`]);
+                await sleep(300);
+              }
               await d.dockerOk(["run", "--rm", "--network", "none", img("rec"), "true"]);
               const re = new RegExp(`^t \\d+ moby ${img("rec")}$`, "m");
               while (!re.test(out) && Date.now() < deadline) await sleep(50);

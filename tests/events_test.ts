@@ -289,7 +289,7 @@ Deno.test("parseEventLine() reads every line of a real ctr 1.6 event stream", as
   });
 });
 
-Deno.test("parseEventLine() reads every line of a 1.7/2.x event stream", async (t) => {
+Deno.test("parseEventLine() reads every line of a hand-made 2.x event stream (ctr-2.x)", async (t) => {
   const events = fixtureLines("ctr-2.x/events.txt").map(parseEventLine);
   await t.step("topics, namespaces and times", () => {
     assert.deepEqual(

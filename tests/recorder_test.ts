@@ -559,7 +559,36 @@ Deno.test("Recorder follows a real ctr 1.6 container life without spawning ctr",
   assert.equal(rec.images.size, 0, "the deleted container is forgotten");
 });
 
-Deno.test("Recorder follows a 1.7/2.x container life", async () => {
+for (
+  const [minor, start, exit] of [
+    // The second of /tasks/start, and of the main process's exited_at, in each capture.
+    ["1.7", "2026-12-02T06:49:14Z", "2026-12-02T06:49:15Z"],
+    ["2.1", "2026-12-02T06:49:59Z", "2026-12-02T06:50:00Z"],
+  ]
+) {
+  Deno.test(`Recorder follows a real ctr ${minor} container life without spawning ctr`, async () => {
+    const { rec, ctr, io } = setup();
+    for (const l of fixtureLines(`ctr-${minor}/events.txt`)) await rec.handleLine(l);
+    const ref = "docker.io/library/ctre-events:1";
+    const [t0, t1] = [Date.parse(start!) / 1000, Date.parse(exit!) / 1000];
+    assert.equal(ctr.spawned, 0);
+    assert.equal(io.stderr.text, "");
+    assert.deepEqual(said(io).map((l) => l.replace(/^(\S) (\d+) /, "$1 ")), [
+      // image create, tag (create), label (update): pulls, i.e. uses of the ref
+      `P default ${ref}`,
+      `P default ${ref}-alias`,
+      `P default ${ref}`,
+      `C default ${ref}`,
+      `T default ${ref}`,
+      `t default ${ref}`,
+    ]);
+    assert.deepEqual([...rec.entries], [[`default ${ref}`, { start: t0, stop: t1 }]]);
+    assert.deepEqual([...rec.pulls.keys()].sort(), [`default ${ref}`, `default ${ref}-alias`]);
+    assert.equal(rec.images.size, 0, "the deleted container is forgotten");
+  });
+}
+
+Deno.test("Recorder follows a hand-made 2.x CRI container life (ctr-2.x)", async () => {
   const { rec, ctr, io } = setup();
   for (const l of fixtureLines("ctr-2.x/events.txt")) await rec.handleLine(l);
   const ref = "docker.io/library/nginx:1.27";

@@ -61,7 +61,7 @@ Deno.test({
       const doc = JSON.parse(r.stdout);
       assert.equal(doc.ok, true);
       const check = (name: string) => doc.checks.find((x: { name: string }) => x.name === name);
-      assert.match(check("containerd").detail, /answers at .*, version 1\.\d+\.\d+/);
+      assert.match(check("containerd").detail, /answers at .*, version \d+\.\d+\.\d+/);
       assert.match(check("ctr").detail, /^ctr from PATH: ctr /);
       assert.equal(check("state dir").status, "ok");
       assert.equal(check("recorder").status, "warn");

@@ -2,7 +2,13 @@
  * Regenerates tests/testdata/ctr-<major.minor>/ from the REAL containerd on this machine, using
  * the private test containerd of ./containerd.ts. Writes raw ctr stdout byte for byte.
  *
- *   deno run --allow-read --allow-write --allow-run --allow-env tests/support/capture_fixtures.ts [OUT_DIR]
+ *   deno run --allow-read --allow-write --allow-run --allow-env tests/support/capture_fixtures.ts \
+ *     [--containerd VERSION] [OUT_DIR]
+ *
+ * VERSION is one of the test versions (1.6.20, 1.7.24, 2.1.9): its binaries (scripts/
+ * containerd_bin.sh, fetched when missing) go first on PATH for the capture, so ctr, containerd
+ * and the shim all come from that package. Default: CTRE_TEST_CONTAINERD, else 1.6.20. OUT_DIR
+ * defaults to tests/testdata/ctr-<major.minor>.
  *
  * Needs root, containerd, ctr, runc, /bin/busybox, go + golang-github-coreos-bbolt-dev (aging).
  * See tests/testdata/README.md for what each file is.
@@ -10,7 +16,7 @@
  * @module
  */
 
-import { TestContainerd } from "./containerd.ts";
+import { TestContainerd, wantedContainerdVersion } from "./containerd.ts";
 import { buildOciImage } from "./oci_image.ts";
 
 const APP = "docker.io/library/ctre-app:1.0";
@@ -261,10 +267,31 @@ async function captureDown(cap: Capture): Promise<Record<string, number>> {
   return timings;
 }
 
+/** Puts the bin dir of containerd `version` first on PATH (and tells the harness). */
+async function useContainerd(version: string): Promise<void> {
+  const script = new URL("../../scripts/containerd_bin.sh", import.meta.url).pathname;
+  const r = await new Deno.Command("bash", { args: [script, version], stderr: "inherit" }).output();
+  if (r.code !== 0) throw new Error(`scripts/containerd_bin.sh ${version} failed`);
+  const bin = decoder.decode(r.stdout).trim();
+  Deno.env.set("PATH", `${bin}:${Deno.env.get("PATH") ?? ""}`);
+  Deno.env.set("CTRE_TEST_CONTAINERD", version);
+}
+
 if (import.meta.main) {
+  const args = [...Deno.args];
+  const flag = args.indexOf("--containerd");
+  if (flag >= 0) {
+    const [, wanted] = args.splice(flag, 2);
+    if (wanted === undefined) {
+      throw new Error("--containerd needs a version (1.6.20, 1.7.24, 2.1.9)");
+    }
+    await useContainerd(wanted);
+  } else {
+    await useContainerd(wantedContainerdVersion());
+  }
   const version = await containerdVersion();
   const minor = /\s(\d+\.\d+)\.\d+/.exec(version)?.[1] ?? "unknown";
-  const out = Deno.args[0] ?? new URL(`../testdata/ctr-${minor}`, import.meta.url).pathname;
+  const out = args[0] ?? new URL(`../testdata/ctr-${minor}`, import.meta.url).pathname;
   await Deno.mkdir(out, { recursive: true });
   const cap = new Capture(out);
   log(`${version}\ncapturing into ${out}`);

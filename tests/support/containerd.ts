@@ -10,10 +10,13 @@
  *
  * Needs root, `containerd`, `ctr`, `runc`, `containerd-shim-runc-v2` on PATH, /bin/busybox, and
  * for {@linkcode TestContainerd.ageContent} `go` plus Debian's golang-github-coreos-bbolt-dev.
+ * containerd, ctr and the shim must be the version `CTRE_TEST_CONTAINERD` names (default 1.6.20;
+ * scripts/test.sh puts that version's bin dir first on PATH): {@linkcode TestContainerd.start}
+ * checks it once per process and throws otherwise.
  *
- * What stays outside the temp dir: the shims' sockets in /run/containerd/s/ (containerd 1.6
- * hard-codes that dir; they are named by a hash of our socket path, so they never collide, and
- * cleanup removes those of shims it kills) and cgroups, which {@linkcode TestContainerd.run}
+ * What stays outside the temp dir: the shims' sockets in /run/containerd/s/ (containerd 1.6 to
+ * 2.1 hard-code that dir; they are named by a hash of our socket path, so they never collide, and
+ * cleanup removes those of shims it kills, see {@linkcode shimSocketsOf}) and cgroups, which {@linkcode TestContainerd.run}
  * puts under `/<temp dir name>/<ns>/<id>` in every hierarchy and cleanup removes.
  *
  * Deno refuses to read /proc and /sys without --allow-all, so process, mount and cgroup checks
@@ -297,6 +300,90 @@ async function buildAgecontent(): Promise<string> {
   return binary;
 }
 
+/**
+ * The shim sockets (in /run/containerd/s/) of the tasks of the TestContainerd in `dir`, read from
+ * each task's state dir: 1.6 and 1.7 shims write `address` (`unix:///run/containerd/s/<hash>`),
+ * 2.x shims write `bootstrap.json` instead (`{"version":3,"address":"unix://…","protocol":"ttrpc"}`).
+ */
+export async function shimSocketsOf(dir: string): Promise<string[]> {
+  const sockets: string[] = [];
+  const tasksDir = `${dir}/state/io.containerd.runtime.v2.task`;
+  for (const ns of await Array.fromAsync(Deno.readDir(tasksDir)).catch(() => [])) {
+    const nsDir = `${tasksDir}/${ns.name}`;
+    for (const id of await Array.fromAsync(Deno.readDir(nsDir)).catch(() => [])) {
+      let address = (await readText(`${nsDir}/${id.name}/address`))?.trim();
+      const bootstrap = await readText(`${nsDir}/${id.name}/bootstrap.json`);
+      if (address === undefined && bootstrap !== undefined) {
+        try {
+          const parsed: unknown = JSON.parse(bootstrap);
+          if (typeof parsed === "object" && parsed !== null && "address" in parsed) {
+            address = String(parsed.address);
+          }
+        } catch {
+          // half-written: the process scan still kills the shim
+        }
+      }
+      if (address?.startsWith("unix://")) sockets.push(address.slice("unix://".length));
+    }
+  }
+  return sockets;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which containerd: scripts/test.sh puts the chosen version's binaries first on PATH and sets
+// CTRE_TEST_CONTAINERD; the harness refuses to run on anything else.
+
+/** The containerd versions the tests run on (scripts/containerd_bin.sh fetches them). */
+export const SUPPORTED_TEST_VERSIONS = ["1.6.20", "1.7.24", "2.1.9"] as const;
+
+/** The version asked for: `CTRE_TEST_CONTAINERD`, default `1.6.20` (Debian 12's package). */
+export function wantedContainerdVersion(): string {
+  return Deno.env.get("CTRE_TEST_CONTAINERD") || "1.6.20";
+}
+
+/** `"2.1"` for `"2.1.9"`: the fixture dir suffix (tests/testdata/ctr-<minor>). */
+export function minorOf(version: string): string {
+  return version.split(".").slice(0, 2).join(".");
+}
+
+let versionCheck: Promise<string> | undefined;
+
+/**
+ * Checks once per process that `containerd`, `ctr` and `containerd-shim-runc-v2` on PATH are all
+ * {@linkcode wantedContainerdVersion}; returns it, or throws saying what was found instead.
+ * {@linkcode TestContainerd.start} calls it: a run never silently tests another version.
+ */
+export function checkContainerdVersion(): Promise<string> {
+  versionCheck ??= (async () => {
+    const wanted = wantedContainerdVersion();
+    if (!(SUPPORTED_TEST_VERSIONS as readonly string[]).includes(wanted)) {
+      throw new Error(
+        `CTRE_TEST_CONTAINERD="${wanted}" is not one of ${SUPPORTED_TEST_VERSIONS.join(", ")}`,
+      );
+    }
+    // " 2.1.9+unknown", " 1.7.24~ds1", "Version:  1.6.20~ds1": the version as a whole token.
+    const token = new RegExp(`(^|\\s)v?${wanted.replaceAll(".", "\\.")}([~+\\s-]|$)`, "m");
+    const probes: [string, string[]][] = [
+      ["containerd", ["--version"]],
+      ["ctr", ["--version"]],
+      ["containerd-shim-runc-v2", ["-v"]],
+    ];
+    for (const [cmd, args] of probes) {
+      const r = await runQuiet(cmd, args);
+      const said = (r.stdout + r.stderr).trim();
+      if (r.code !== 0 || !token.test(said)) {
+        throw new Error(
+          `the tests asked for containerd ${wanted} (CTRE_TEST_CONTAINERD) but \`${cmd} ` +
+            `${args.join(" ")}\` on PATH says: ${said || `(exit ${r.code})`}. Run the tests with ` +
+            "scripts/test.sh, or put `bash scripts/containerd_bin.sh VERSION` first on PATH",
+        );
+      }
+    }
+    return wanted;
+  })();
+  return versionCheck;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** A containerd of its own in a temp dir. Create with {@linkcode TestContainerd.start}. */
@@ -354,6 +441,7 @@ export class TestContainerd {
    * "64m"), containerd's root is a tmpfs of that size, so disk pressure is real and measurable.
    */
   static async start(opts: StartOptions = {}): Promise<TestContainerd> {
+    await checkContainerdVersion();
     let dir = await Deno.makeTempDir({ prefix: TEMP_PREFIX });
     if (`${dir}/containerd.sock.ttrpc`.length > MAX_SOCKET_PATH) {
       await Deno.remove(dir);
@@ -755,16 +843,7 @@ export class TestContainerd {
   }
 
   async #killLeftovers(): Promise<void> {
-    // Shim sockets live in /run/containerd/s/; each bundle records its shim's address.
-    const sockets: string[] = [];
-    const tasksDir = `${this.dir}/state/io.containerd.runtime.v2.task`;
-    for (const ns of await Array.fromAsync(Deno.readDir(tasksDir)).catch(() => [])) {
-      const nsDir = `${tasksDir}/${ns.name}`;
-      for (const id of await Array.fromAsync(Deno.readDir(nsDir)).catch(() => [])) {
-        const address = await readText(`${nsDir}/${id.name}/address`);
-        if (address?.startsWith("unix://")) sockets.push(address.slice("unix://".length).trim());
-      }
-    }
+    const sockets = await shimSocketsOf(this.dir);
     for (let round = 0; round < 20; round++) {
       const procs = await processesReferencing(this.dir);
       if (procs.length === 0) break;
