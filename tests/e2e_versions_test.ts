@@ -83,7 +83,9 @@ Deno.test({
           const result = await pruneContent(racing, "default");
           assert.equal(prunes, 2, "retried once");
           assert.equal(result.error, undefined, JSON.stringify(result));
-          assert.ok(result.before === 3 && result.after <= 3, JSON.stringify(result));
+          // At least the image's 3 blobs (a blob of the ref removed above may not be collected
+          // yet: that removal did not wait for the garbage collector).
+          assert.ok(result.before >= 3 && result.after <= result.before, JSON.stringify(result));
         },
       );
 

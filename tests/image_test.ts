@@ -143,7 +143,16 @@ class InContainer {
           stderr: "null",
         }).output();
         const pids = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "");
-        if (pids.length >= 2) return;
+        // A ctr process, not just two pids: while `ctr run` is still starting the task, runc's
+        // init shares the cgroup, and a SIGTERM then kills the task before ctre runs.
+        if (pids.length >= 2) {
+          const comm = await new Deno.Command("cat", {
+            args: pids.map((p) => `/proc/${p}/comm`),
+            stdout: "piped",
+            stderr: "null",
+          }).output();
+          if (new TextDecoder().decode(comm.stdout).split("\n").includes("ctr")) return;
+        }
       }
       if (this.exited || Date.now() > end) throw new Error(`no ctr in ${this.id}\n${this.output}`);
       await sleep(50);
