@@ -269,14 +269,23 @@ Deno.test("ctre --help matches golden/help.txt", async () => {
   }
 });
 
-Deno.test("ctre prune --help matches golden/prune_help.txt", async () => {
-  const stateDir = await tempStateDir();
-  try {
-    const r = await runCtre(["prune", "--help"], { stateDir });
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stderr, "");
-    await golden("prune_help.txt", r.stdout);
-  } finally {
-    await Deno.remove(stateDir, { recursive: true });
-  }
-});
+for (
+  const [command, file] of [
+    ["prune", "prune_help.txt"],
+    ["record-image-starts", "record_help.txt"],
+    ["doctor", "doctor_help.txt"],
+    ["status", "status_help.txt"],
+  ]
+) {
+  Deno.test(`ctre ${command} --help matches golden/${file}`, async () => {
+    const stateDir = await tempStateDir();
+    try {
+      const r = await runCtre([command!, "--help"], { stateDir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      await golden(file!, r.stdout);
+    } finally {
+      await Deno.remove(stateDir, { recursive: true });
+    }
+  });
+}
