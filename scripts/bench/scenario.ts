@@ -17,6 +17,7 @@
  * @module
  */
 import { join } from "node:path";
+import { mapLimit } from "../../lib/concurrency.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import { buildOciImageSet } from "../../tests/support/oci_image.ts";
 
@@ -367,14 +368,6 @@ export async function prepareImages(
 
 const CREATE_CONCURRENCY = 4;
 
-async function eachLimit<T>(items: T[], limit: number, fn: (t: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 function labelArgs(labels: Record<string, string>): string[] {
   return Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
 }
@@ -411,7 +404,7 @@ export async function createContainers(
   c: TestContainerd,
   containers: BenchContainer[],
 ): Promise<void> {
-  await eachLimit(containers, CREATE_CONCURRENCY, async (k) => {
+  await mapLimit(containers, CREATE_CONCURRENCY, async (k) => {
     if (k.kind === "created") {
       await c.ctrOk([
         "-n",
