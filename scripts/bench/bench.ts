@@ -44,7 +44,16 @@ import {
   USAGE_DB_ENTRIES,
   usageDb,
 } from "./scenario.ts";
-import { counter, markdownTable, mb, measure, type Measured, median, ms } from "./measure.ts";
+import {
+  type Counter,
+  counter,
+  markdownTable,
+  mb,
+  measure,
+  type Measured,
+  median,
+  ms,
+} from "./measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -184,28 +193,21 @@ function driverResult(m: Measured): DriverResult {
   return JSON.parse(m.stdout) as DriverResult;
 }
 
-// ---------------------------------------------------------------------------------------------
-
-await ensureTools();
-const host = await machine();
-const loadBefore = loadavg();
-log(`machine: ${Object.values(host).join("; ")}; load ${loadBefore}`);
-if (args.values.rebuild) {
-  await Deno.remove(await cacheDir(host.containerd!), { recursive: true })
-    .catch(() => {});
+/** What every step works on: the private containerd, ctre's state dir, the ctr wrappers. */
+interface Bench {
+  c: TestContainerd;
+  stateDir: string;
+  /** `ctr` first on PATH, counting calls (wall, processes, RSS). */
+  counted: Counter;
+  /** `ctr` first on PATH, timing each call's CPU. */
+  timed: Counter;
+  host: Record<string, string>;
 }
 
-const c = await TestContainerd.start();
-const stateDir = await Deno.makeTempDir({ prefix: "ctre-bench-state-" });
-const counted = await counter("count");
-const timed = await counter("time");
-const rows: string[][] = [];
-const verdicts: { target: string; pass: boolean }[] = [];
-let prepared = "";
-try {
-  // --- Scenario --------------------------------------------------------------------------
+/** Step 1: the image store (built or restored), the containers and the usage DB. */
+async function scenarioStep({ c, stateDir, host }: Bench) {
   const built = await prepareImages(c, host.containerd!, log);
-  prepared = built.fresh
+  const prepared = built.fresh
     ? `built in ${built.buildSeconds.toFixed(0)} s and cached`
     : `restored from the cache in ${built.buildSeconds.toFixed(1)} s`;
   log(`image store ${prepared}`);
@@ -227,7 +229,12 @@ try {
     `${byKind("created").length} created), usage DB of ${USAGE_DB_ENTRIES} entries`;
   log(`scenario: ${scenarioText}`);
 
-  // --- The wrappers' own cost --------------------------------------------------------------
+  return { built, containers, expected, byKind, stopped, scenarioText, prepared };
+}
+type Scenario = Awaited<ReturnType<typeof scenarioStep>>;
+
+/** Step 2: what the measuring wrappers and the harness add, to take out of the figures. */
+async function wrapperCosts({ timed }: Bench) {
   // They run in the measured process trees: their CPU is subtracted from ctr's or ctre's.
   // Measured with /bin/true in place of ctr, 200 calls: what each wrapper adds per call.
   const calls = 200;
@@ -271,7 +278,12 @@ try {
   const ctrCpu = (m: Measured, restMs: number) =>
     m.cpuMs - harnessCpuMs - restMs - m.ctrCalls * countCpuMs;
 
-  // --- Start-up --------------------------------------------------------------------------
+  return { countWallMs, countCpuMs, timeCpuMs, harnessMs, harnessCpuMs, ownCpu, ctrCpu };
+}
+type Costs = Awaited<ReturnType<typeof wrapperCosts>>;
+
+/** Step 3: `ctre --version` start-up. */
+async function startupStep({ stateDir }: Bench, { harnessMs, harnessCpuMs }: Costs) {
   const versionArgs = ctreArgs(stateDir, ["--version"]);
   await measure(DENO, versionArgs, null); // warm the module cache
   const startups: Measured[] = [];
@@ -282,7 +294,15 @@ try {
   const startupRss = Math.max(...startups.map((s) => s.maxRssKb));
   log(`start-up: median ${ms(startupMs)} (harness ${ms(harnessMs)} subtracted)`);
 
-  // --- Planning pass ---------------------------------------------------------------------
+  return { startups, startupMs, startupCpuMs, startupRss };
+}
+
+/** Step 4: planning passes (dry runs of the real CLI), each checked against the expected list. */
+async function planningStep(
+  { c, stateDir, counted, timed }: Bench,
+  { expected }: Scenario,
+  { harnessMs, ownCpu }: Costs,
+) {
   const address = ["--address", c.address, "--state-dir", stateDir];
   const planArgs = ctreArgs(
     stateDir,
@@ -326,7 +346,27 @@ try {
   const planLimit = 1 + 4 * NAMESPACES.length;
   log(`planning pass ctr calls: ${planCalls.join(" | ")}`);
 
-  // --- Forced prune and what remains ------------------------------------------------------
+  return {
+    address,
+    plans,
+    planCalls,
+    timedPlanCalls,
+    planWall,
+    planOwnMs,
+    planOwn,
+    planCtrCpu,
+    planCtr,
+    planRss,
+    planLimit,
+  };
+}
+
+/** Step 5: a forced prune, then exactly the expected images and containers must remain. */
+async function forcedPruneStep(
+  { c, stateDir, timed }: Bench,
+  { containers, expected }: Scenario,
+  address: string[],
+) {
   await refreshCreated(c, containers); // a created container older than 5 min may go
   const force = await measure(
     DENO,
@@ -353,7 +393,11 @@ try {
     ) && remainOk;
   }
 
-  // --- Removing 500 images ----------------------------------------------------------------
+  return { force, remainOk };
+}
+
+/** Step 6: removing 500 images, ctre against one ctr per image, and without the re-read. */
+async function removalStep({ c, counted }: Bench, { built, expected }: Scenario) {
   const removal = removalSet(built.images);
   const removalRefs = [...removal].flatMap(([ns, set]) => set.map((i) => `${ns} ${i.refs[0]}`));
   const reimport = async () => {
@@ -419,7 +463,12 @@ try {
   log(`ctre removal without the re-read: ${ms(rmNoCheck.wallMs)}, ${rmNoCheck.spawned} ctr`);
   await removedAll("ctre without the re-read");
 
-  // --- Content prune at node scale: every image unpacked, then one never-unpacked per ns ----
+  return { removal, removalRefs, reimport, rmCtreM, rmCtre, rmBase, rmNoCheckM, rmNoCheck };
+}
+type Removal = Awaited<ReturnType<typeof removalStep>>;
+
+/** Step 7: content prune, every image unpacked, then with a never-unpacked image per namespace. */
+async function contentStep({ c, counted }: Bench, { removal, reimport }: Removal) {
   // The removal set comes back with fresh layer references on its 500 manifests (the forced
   // prune stripped the others'): the plain path strips them in one process per namespace; with
   // a never-unpacked image in each namespace, ctre strips them one manifest at a time.
@@ -488,7 +537,14 @@ try {
   }
   await removeSet();
 
-  // --- Cleaning up 150 stopped containers --------------------------------------------------
+  return { contentPlainM, contentPlain, contentGuardM, contentGuard, guardOk };
+}
+
+/** Step 8: cleaning up the stopped containers, ctre against what the original does. */
+async function cleanupStep(
+  { c, counted }: Bench,
+  { containers, expected, stopped, byKind }: Scenario,
+) {
   const stoppedIds = stopped.map((k) => `${k.ns} ${k.id}`).sort();
   const cleanedAll = async (who: string) => {
     for (const s of NAMESPACES) {
@@ -548,7 +604,65 @@ try {
     );
   }
 
-  // --- The table ---------------------------------------------------------------------------
+  return { cleanCtreM, cleanCtre, cleanBase };
+}
+
+/** Every step's figures, for the table. */
+type Figures =
+  & Scenario
+  & Costs
+  & Awaited<ReturnType<typeof startupStep>>
+  & Awaited<ReturnType<typeof planningStep>>
+  & Awaited<ReturnType<typeof forcedPruneStep>>
+  & Removal
+  & Awaited<ReturnType<typeof contentStep>>
+  & Awaited<ReturnType<typeof cleanupStep>>;
+
+/** Step 9: the markdown table, each figure beside its target, and the PASS/FAIL lines. */
+async function report(host: Record<string, string>, loadBefore: string, f: Figures) {
+  const {
+    scenarioText,
+    prepared,
+    containers,
+    stopped,
+    countWallMs,
+    timeCpuMs,
+    harnessMs,
+    ownCpu,
+    ctrCpu,
+    startups,
+    startupMs,
+    startupCpuMs,
+    startupRss,
+    plans,
+    planCalls,
+    timedPlanCalls,
+    planWall,
+    planOwnMs,
+    planOwn,
+    planCtrCpu,
+    planCtr,
+    planRss,
+    planLimit,
+    force,
+    remainOk,
+    removalRefs,
+    rmCtreM,
+    rmCtre,
+    rmBase,
+    rmNoCheckM,
+    rmNoCheck,
+    contentPlainM,
+    contentPlain,
+    contentGuardM,
+    contentGuard,
+    guardOk,
+    cleanCtreM,
+    cleanCtre,
+    cleanBase,
+  } = f;
+  const rows: string[][] = [];
+  const verdicts: { target: string; pass: boolean }[] = [];
   const verdict = (target: string, pass: boolean) => {
     verdicts.push({ target, pass });
     return pass ? "PASS" : "FAIL";
@@ -759,14 +873,56 @@ try {
     ...failures.map((f) => `FAIL (correctness) ${f}`),
   ];
   console.log(out.join("\n"));
-} catch (e) {
-  failures.push(`bench aborted: ${e instanceof Error ? e.stack : e}`);
-  console.error(e);
-} finally {
-  log("cleaning up");
-  await c.cleanup();
-  await Deno.remove(stateDir, { recursive: true }).catch(() => {});
-  for (const w of [counted, timed]) await Deno.remove(w.dir, { recursive: true }).catch(() => {});
 }
-log(failures.length ? `${failures.length} correctness failure(s)` : "done");
-Deno.exit(failures.length ? 1 : 0);
+
+async function main(): Promise<number> {
+  await ensureTools();
+  const host = await machine();
+  const loadBefore = loadavg();
+  log(`machine: ${Object.values(host).join("; ")}; load ${loadBefore}`);
+  if (args.values.rebuild) {
+    await Deno.remove(await cacheDir(host.containerd!), { recursive: true })
+      .catch(() => {});
+  }
+  const b: Bench = {
+    c: await TestContainerd.start(),
+    stateDir: await Deno.makeTempDir({ prefix: "ctre-bench-state-" }),
+    counted: await counter("count"),
+    timed: await counter("time"),
+    host,
+  };
+  try {
+    const scenario = await scenarioStep(b);
+    const costs = await wrapperCosts(b);
+    const startup = await startupStep(b, costs);
+    const planning = await planningStep(b, scenario, costs);
+    const forced = await forcedPruneStep(b, scenario, planning.address);
+    const removal = await removalStep(b, scenario);
+    const content = await contentStep(b, removal);
+    const cleanup = await cleanupStep(b, scenario);
+    await report(host, loadBefore, {
+      ...scenario,
+      ...costs,
+      ...startup,
+      ...planning,
+      ...forced,
+      ...removal,
+      ...content,
+      ...cleanup,
+    });
+  } catch (e) {
+    failures.push(`bench aborted: ${e instanceof Error ? e.stack : e}`);
+    console.error(e);
+  } finally {
+    log("cleaning up");
+    await b.c.cleanup();
+    await Deno.remove(b.stateDir, { recursive: true }).catch(() => {});
+    for (const w of [b.counted, b.timed]) {
+      await Deno.remove(w.dir, { recursive: true }).catch(() => {});
+    }
+  }
+  log(failures.length ? `${failures.length} correctness failure(s)` : "done");
+  return failures.length ? 1 : 0;
+}
+
+Deno.exit(await main());
