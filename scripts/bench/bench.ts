@@ -6,14 +6,22 @@
  *
  * 1. `ctre --version` start-up time;
  * 2. planning passes (`ctre prune --dry-run --double-check 0`, the real CLI under its shipped
- *    permissions): wall time, ctr processes, ctre's own CPU against the wall time;
+ *    permissions): wall time, ctr processes, ctre's own CPU (measured in the ctre process by a
+ *    preloaded own_cpu.ts) against the wall time;
  * 3. a forced prune (`ctre prune --force --double-check 0`), then a check that exactly the
  *    expected images and containers remain;
- * 4. removing 500 images: ctre (lib/removal.ts, as prune runs it) against one `ctr image rm`
- *    per image;
- * 5. cleaning up 150 stopped containers: ctre (lib/cleanup.ts, as prune runs it) against what
- *    the original does: one `ctr containers info` plus one `ctr containers rm` per container
- *    (all 215, running ones included: their rm fails).
+ * 4. removing 500 images that share one layer: ctre (lib/removal.ts through driver.ts, as prune
+ *    runs it) against one `ctr image rm` per image; the same without the last-second re-read;
+ *    then 60 two-layer images that share no layer, the same two ways;
+ * 5. content prune (lib/layer_guard.ts), plain and guarded;
+ * 6. cleaning up 150 stopped containers in 3 namespaces, then the 50 of k8s.io alone (every
+ *    container there has kubelet's labels): ctre (lib/cleanup.ts) against what the original
+ *    does: list, then one `ctr containers info` and one `ctr containers rm` for EVERY container
+ *    (running ones included: their rm fails; created ones go).
+ *
+ * Both sides of each comparison are timed the same way, as whole processes from outside
+ * (driver.ts's in-process step time is shown beside). Every ctre row shows its ctr floor: its
+ * ctr processes × the CPU of one `ctr --version`.
  *
  * Prints a markdown table (stdout) with PASS/FAIL per target; progress goes to stderr. Exits 1
  * only when a correctness check fails: speed targets are reported, never enforced.
@@ -32,9 +40,11 @@ import { VERSION } from "../../lib/version.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import {
   type BenchContainer,
+  buildLayeredSet,
   cacheDir,
   createContainers,
   expectations,
+  layeredRefs,
   listIds,
   NAMESPACES,
   plannedContainers,
@@ -278,7 +288,18 @@ async function wrapperCosts({ timed }: Bench) {
   const ctrCpu = (m: Measured, restMs: number) =>
     m.cpuMs - harnessCpuMs - restMs - m.ctrCalls * countCpuMs;
 
-  return { countWallMs, countCpuMs, timeCpuMs, harnessMs, harnessCpuMs, ownCpu, ctrCpu };
+  /** The least CPU a ctr process costs: `ctr --version`'s. */
+  const ctrStartCpuMs = version.ctrCpuMs / 20;
+  return {
+    countWallMs,
+    countCpuMs,
+    timeCpuMs,
+    harnessMs,
+    harnessCpuMs,
+    ownCpu,
+    ctrCpu,
+    ctrStartCpuMs,
+  };
 }
 type Costs = Awaited<ReturnType<typeof wrapperCosts>>;
 
@@ -467,6 +488,60 @@ async function removalStep({ c, counted }: Bench, { built, expected }: Scenario)
 }
 type Removal = Awaited<ReturnType<typeof removalStep>>;
 
+/** Step 6b: removing two-layer images that share no layer (each frees two snapshots). */
+async function layeredRemovalStep({ c, counted }: Bench) {
+  const sets: { ns: string; images: { ref: string; digest: string }[]; tar: string }[] = [];
+  for (const s of NAMESPACES) {
+    const built = await buildLayeredSet(layeredRefs(s));
+    const tar = join(c.dir, `layered-${s.short}.tar`);
+    await Deno.writeFile(tar, built.tar);
+    sets.push({ ns: s.ns, images: built.images, tar });
+  }
+  const refs = sets.flatMap((s) => s.images.map((i) => `${s.ns} ${i.ref}`));
+  const load = async () => {
+    for (const s of sets) await c.ctrOk(["-n", s.ns, "image", "import", s.tar]);
+  };
+  const gone = async (who: string) => {
+    for (const s of sets) {
+      const left = new Set(await listIds(c, s.ns, "image"));
+      const still = s.images.filter((i) => left.has(i.ref));
+      check(still.length === 0, `${who} removed every layered image of ${s.ns}`, `${still.length}`);
+    }
+  };
+  await load();
+  const job = JSON.stringify({
+    address: c.address,
+    sets: sets.map((s) => ({ ns: s.ns, refs: s.images })),
+  });
+  const layeredCtreM = await measure(DENO, ["run", "--allow-run=ctr", DRIVER, "remove"], counted, {
+    stdin: job,
+  });
+  const layeredCtre = driverResult(layeredCtreM);
+  log(`ctre removal, layered: ${ms(layeredCtreM.wallMs)}, ${layeredCtre.spawned} ctr`);
+  check(
+    layeredCtre.outcome.removed!.length === refs.length,
+    "ctre removal of the layered images",
+    layeredCtre.outcome.failed!.slice(0, 3).join("; "),
+  );
+  await gone("ctre");
+  await load();
+  const layeredBase = await measure(
+    "sh",
+    [
+      "-c",
+      'while read -r ns ref; do ctr --address "$0" -n "$ns" image rm "$ref" </dev/null >/dev/null || exit 1; done',
+      c.address,
+    ],
+    counted,
+    { stdin: refs.join("\n") + "\n" },
+  );
+  log(`one ctr per layered image: ${ms(layeredBase.wallMs)}, ${layeredBase.ctrCalls} ctr`);
+  check(layeredBase.code === 0, "one ctr per layered image exit code", layeredBase.stderr);
+  await gone("one ctr per image");
+  for (const s of sets) await Deno.remove(s.tar).catch(() => {});
+  return { layeredCount: refs.length, layeredCtreM, layeredCtre, layeredBase };
+}
+
 /** Step 7: content prune, every image unpacked, then with a never-unpacked image per namespace. */
 async function contentStep({ c, counted }: Bench, { removal, reimport }: Removal) {
   // The removal set comes back with fresh layer references on its 500 manifests (the forced
@@ -543,11 +618,13 @@ async function contentStep({ c, counted }: Bench, { removal, reimport }: Removal
 /** Step 8: cleaning up the stopped containers, ctre against what the original does. */
 async function cleanupStep(
   { c, counted }: Bench,
-  { containers, expected, stopped, byKind }: Scenario,
+  { containers, expected, stopped: allStopped, byKind }: Scenario,
+  namespaces: string[],
 ) {
+  const stopped = allStopped.filter((k) => namespaces.includes(k.ns));
   const stoppedIds = stopped.map((k) => `${k.ns} ${k.id}`).sort();
   const cleanedAll = async (who: string) => {
-    for (const s of NAMESPACES) {
+    for (const s of NAMESPACES.filter((s) => namespaces.includes(s.ns))) {
       const ids = await listIds(c, s.ns, "container");
       const want = expected.keptContainers.get(s.ns)!;
       check(
@@ -564,7 +641,7 @@ async function cleanupStep(
     log(`created ${stopped.length} stopped containers in ${ms(performance.now() - t)}`);
   };
   await restock();
-  const cleanJob = JSON.stringify({ address: c.address, namespaces: NAMESPACES.map((s) => s.ns) });
+  const cleanJob = JSON.stringify({ address: c.address, namespaces });
   const cleanCtreM = await measure(DENO, ["run", "--allow-run=ctr", DRIVER, "cleanup"], counted, {
     stdin: cleanJob,
   });
@@ -588,13 +665,13 @@ async function cleanupStep(
       'for id in $ids; do ctr --address "$0" -n "$ns" containers info "$id" >/dev/null || exit 1; done; ' +
       'for id in $ids; do ctr --address "$0" -n "$ns" containers rm "$id" >/dev/null 2>&1; done; done',
       c.address,
-      ...NAMESPACES.map((s) => s.ns),
+      ...namespaces,
     ],
     counted,
   );
   log(`the original's clean-up: ${ms(cleanBase.wallMs)}, ${cleanBase.ctrCalls} ctr`);
   check(cleanBase.code === 0, "the original's clean-up exit code", cleanBase.stderr.slice(-300));
-  for (const s of NAMESPACES) {
+  for (const s of NAMESPACES.filter((s) => namespaces.includes(s.ns))) {
     const ids = await listIds(c, s.ns, "container");
     const want = byKind("running").filter((k) => k.ns === s.ns).map((k) => k.id).sort();
     check(
@@ -604,7 +681,13 @@ async function cleanupStep(
     );
   }
 
-  return { cleanCtreM, cleanCtre, cleanBase };
+  return {
+    cleanCtreM,
+    cleanCtre,
+    cleanBase,
+    cleanContainers: containers.filter((k) => namespaces.includes(k.ns)).length,
+    cleanStopped: stopped.length,
+  };
 }
 
 /** Every step's figures, for the table. */
@@ -618,8 +701,19 @@ type Figures =
   & Awaited<ReturnType<typeof contentStep>>
   & Awaited<ReturnType<typeof cleanupStep>>;
 
+/** The comparisons beside the main ones: layered images, all-Kubernetes containers. */
+interface Extra {
+  layered: Awaited<ReturnType<typeof layeredRemovalStep>>;
+  k8sCleanup: Awaited<ReturnType<typeof cleanupStep>>;
+}
+
 /** Step 9: the markdown table, each figure beside its target, and the PASS/FAIL lines. */
-async function report(host: Record<string, string>, loadBefore: string, f: Figures) {
+async function report(
+  host: Record<string, string>,
+  loadBefore: string,
+  { layered, k8sCleanup }: Extra,
+  f: Figures,
+) {
   const {
     scenarioText,
     prepared,
@@ -630,6 +724,7 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
     harnessMs,
     ownCpu,
     ctrCpu,
+    ctrStartCpuMs,
     startups,
     startupMs,
     startupCpuMs,
@@ -688,6 +783,56 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
   const rmBaseCtrCpu = ctrCpu(rmBase, 0);
   const cleanCtreCtrCpu = ctrCpu(cleanCtreM, cleanCtre.processCpuMs);
   const cleanBaseCtrCpu = ctrCpu(cleanBase, 0);
+  /** The ctr floor of a step: its ctr processes, each at least a \`ctr --version\`'s CPU. */
+  const floor = (calls: number) =>
+    `ctr floor: ${calls} × ${ms(ctrStartCpuMs)} = ${ms(calls * ctrStartCpuMs)} CPU`;
+  /** Three rows: ctre (the driver, a whole process), the baseline (a whole process), ratio. */
+  const comparison = (
+    ctreLabel: string,
+    ctreM: Measured,
+    ctre: DriverResult,
+    baseLabel: string,
+    base: Measured,
+    target: { min: number; what: string } | null,
+  ): string[][] => {
+    const ctreCtr = ctrCpu(ctreM, ctre.processCpuMs);
+    const baseCtr = ctrCpu(base, 0);
+    const ratio = base.wallMs / ctreM.wallMs;
+    return [
+      [
+        ctreLabel,
+        `${ms(ctreM.wallMs)} (step ${ms(ctre.wallMs)})`,
+        `${ctre.spawned}`,
+        perCtr(ctreCtr, ctre.spawned),
+        ms(ctre.cpuMs),
+        machine(ctreM.machineCpuMs, ctreM.wallMs),
+        mb(ctreM.maxRssKb),
+        floor(ctre.spawned),
+      ],
+      [
+        baseLabel,
+        ms(base.wallMs),
+        `${base.ctrCalls}`,
+        perCtr(baseCtr, base.ctrCalls),
+        "",
+        machine(base.machineCpuMs, base.wallMs),
+        mb(base.maxRssKb),
+        floor(base.ctrCalls),
+      ],
+      [
+        "… ratio",
+        `**${ratio.toFixed(2)}× faster**`,
+        `${(base.ctrCalls / Math.max(1, ctre.spawned)).toFixed(1)}× fewer`,
+        `${(baseCtr / Math.max(1, ctreCtr)).toFixed(1)}× less`,
+        "",
+        "",
+        "",
+        target === null
+          ? "(reported)"
+          : `≥ ${target.min}×: ${verdict(target.what, ratio >= target.min)}`,
+      ],
+    ];
+  };
   rows.push(
     [
       `planning pass, \`prune --dry-run --double-check 0\` (median of ${plans.length})`,
@@ -697,7 +842,7 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       `${ms(planOwnMs)} = **${(planOwn * 100).toFixed(2)} %** of wall`,
       machine(median(plans.map((p) => p.machineCpuMs)), planWall),
       mb(planRss),
-      `≤ ${planLimit} ctr: ${
+      `${floor(planCtr)}; ≤ ${planLimit} ctr: ${
         verdict(
           `planning pass spawns ≤ 1 + 4 per namespace = ${planLimit} ctr`,
           planCtr <= planLimit,
@@ -714,7 +859,7 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       ms(ownCpu(force)),
       machine(force.machineCpuMs, force.wallMs),
       mb(force.maxRssKb),
-      `exactly the expected images and containers remain: ${
+      `${floor(force.ctrCalls)}; exactly the expected images and containers remain: ${
         verdict(
           "forced prune leaves exactly the expected images and containers",
           remainOk && force.code === 0,
@@ -722,14 +867,14 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       }`,
     ],
     [
-      `remove ${removalRefs.length} images: ctre (\`removeImages\`, ≤ 100 refs per ctr)`,
+      `remove ${removalRefs.length} images sharing one layer: ctre (\`removeImages\`, ≤ 100 refs per ctr)`,
       `${ms(rmCtreM.wallMs)} (step ${ms(rmCtre.wallMs)})`,
       `${rmCtre.spawned}`,
       perCtr(rmCtreCtrCpu, rmCtre.spawned),
       ms(rmCtre.cpuMs),
       machine(rmCtreM.machineCpuMs, rmCtreM.wallMs),
       mb(rmCtreM.maxRssKb),
-      "",
+      floor(rmCtre.spawned),
     ],
     [
       `remove ${removalRefs.length} images: one \`ctr image rm\` per image`,
@@ -739,7 +884,7 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       "",
       machine(rmBase.machineCpuMs, rmBase.wallMs),
       mb(rmBase.maxRssKb),
-      "",
+      floor(rmBase.ctrCalls),
     ],
     [
       "… ratio",
@@ -759,7 +904,7 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       ms(rmNoCheck.cpuMs),
       machine(rmNoCheckM.machineCpuMs, rmNoCheckM.wallMs),
       mb(rmNoCheckM.maxRssKb),
-      `re-read costs ${ms(rmCtre.wallMs - rmNoCheck.wallMs)}`,
+      `re-read costs ${ms(rmCtre.wallMs - rmNoCheck.wallMs)}; ${floor(rmNoCheck.spawned)}`,
     ],
     [
       `content prune, 3 namespaces, every image unpacked (\`pruneContentSafely\`)`,
@@ -769,7 +914,7 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       ms(contentPlain.cpuMs),
       machine(contentPlainM.machineCpuMs, contentPlainM.wallMs),
       mb(contentPlainM.maxRssKb),
-      "",
+      floor(contentPlain.spawned),
     ],
     [
       `content prune, a never-unpacked image in each namespace (${removalRefs.length} manifests ` +
@@ -780,18 +925,18 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       ms(contentGuard.cpuMs),
       machine(contentGuardM.machineCpuMs, contentGuardM.wallMs),
       mb(contentGuardM.maxRssKb),
-      "the never-unpacked images still run: " +
+      `${floor(contentGuard.spawned)}; the never-unpacked images still run: ` +
       verdict("guarded content prune keeps never-unpacked images runnable", guardOk),
     ],
     [
-      `clean up ${stopped.length} stopped containers: ctre (\`cleanupContainers\`)`,
+      `clean up ${stopped.length} stopped containers, 3 namespaces: ctre (\`cleanupContainers\`)`,
       `${ms(cleanCtreM.wallMs)} (step ${ms(cleanCtre.wallMs)})`,
       `${cleanCtre.spawned}`,
       perCtr(cleanCtreCtrCpu, cleanCtre.spawned),
       ms(cleanCtre.cpuMs),
       machine(cleanCtreM.machineCpuMs, cleanCtreM.wallMs),
       mb(cleanCtreM.maxRssKb),
-      "",
+      floor(cleanCtre.spawned),
     ],
     [
       `clean up: as the original, \`info\` + \`rm\` of all ${containers.length} containers`,
@@ -801,7 +946,7 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
       "",
       machine(cleanBase.machineCpuMs, cleanBase.wallMs),
       mb(cleanBase.maxRssKb),
-      "",
+      floor(cleanBase.ctrCalls),
     ],
     [
       "… ratio",
@@ -818,6 +963,22 @@ async function report(host: Record<string, string>, loadBefore: string, f: Figur
         )
       }`,
     ],
+    ...comparison(
+      `remove ${layered.layeredCount} two-layer images sharing no layer: ctre`,
+      layered.layeredCtreM,
+      layered.layeredCtre,
+      `remove ${layered.layeredCount} two-layer images: one \`ctr image rm\` per image`,
+      layered.layeredBase,
+      null,
+    ),
+    ...comparison(
+      `clean up ${k8sCleanup.cleanStopped} stopped containers, all Kubernetes (k8s.io): ctre`,
+      k8sCleanup.cleanCtreM,
+      k8sCleanup.cleanCtre,
+      `clean up k8s.io as the original: \`info\` + \`rm\` of all ${k8sCleanup.cleanContainers}`,
+      k8sCleanup.cleanBase,
+      null,
+    ),
     [
       `\`ctre --version\` start-up (median of ${startups.length})`,
       ms(startupMs),
@@ -898,9 +1059,12 @@ async function main(): Promise<number> {
     const planning = await planningStep(b, scenario, costs);
     const forced = await forcedPruneStep(b, scenario, planning.address);
     const removal = await removalStep(b, scenario);
+    const layered = await layeredRemovalStep(b);
     const content = await contentStep(b, removal);
-    const cleanup = await cleanupStep(b, scenario);
-    await report(host, loadBefore, {
+    const cleanup = await cleanupStep(b, scenario, NAMESPACES.map((s) => s.ns));
+    // All-Kubernetes containers: every container of k8s.io carries kubelet's labels.
+    const k8sCleanup = await cleanupStep(b, scenario, ["k8s.io"]);
+    await report(host, loadBefore, { layered, k8sCleanup }, {
       ...scenario,
       ...costs,
       ...startup,

@@ -19,7 +19,12 @@
 import { join } from "node:path";
 import { mapLimit } from "../../lib/concurrency.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
-import { buildOciImageSet } from "../../tests/support/oci_image.ts";
+import {
+  buildOciImage,
+  buildOciImageSet,
+  MEDIA_TYPE_MANIFEST,
+  writeTar,
+} from "../../tests/support/oci_image.ts";
 
 export const DAY = 86400;
 /** Age given to every blob but the young ones. */
@@ -463,4 +468,58 @@ export async function listIds(
 ): Promise<string[]> {
   const out = await c.ctrOk(["-n", ns, what, "ls", "-q"]);
   return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-layer images that share no layer, for the second removal comparison.
+
+/** Two-layer images per namespace whose layers are all their own (no layer shared). */
+export const LAYERED_PER_NS = 20;
+
+/** The refs of the layered images of `s`. */
+export function layeredRefs(s: NsSpec): string[] {
+  return Array.from(
+    { length: LAYERED_PER_NS },
+    (_, i) => `registry.example/bench/${s.short}/layered-${i}:1`,
+  );
+}
+
+/**
+ * One OCI image-layout tarball of two-layer images (tests/support/oci_image.ts's `layers: 2`):
+ * each has its own busybox layer (its `/variant` differs) and its own second layer, so one
+ * import unpacks two snapshots per image and removing an image frees them.
+ */
+export async function buildLayeredSet(
+  refs: string[],
+): Promise<{ images: { ref: string; digest: string }[]; tar: Uint8Array }> {
+  const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const blobs = new Map<string, Uint8Array>();
+  const images: { ref: string; digest: string }[] = [];
+  const manifests: unknown[] = [];
+  for (const ref of refs) {
+    const im = await buildOciImage(ref, `layered ${ref}`, { layers: 2 });
+    for (const b of [im.manifest, im.config, ...im.layers]) blobs.set(b.digest, b.bytes);
+    images.push({ ref, digest: im.manifest.digest });
+    manifests.push({
+      mediaType: MEDIA_TYPE_MANIFEST,
+      digest: im.manifest.digest,
+      size: im.manifest.size,
+      annotations: {
+        "io.containerd.image.name": ref,
+        "org.opencontainers.image.ref.name": ref.slice(ref.lastIndexOf(":") + 1),
+      },
+    });
+  }
+  const tar = writeTar([
+    { type: "file", name: "oci-layout", data: json({ imageLayoutVersion: "1.0.0" }) },
+    { type: "file", name: "index.json", data: json({ schemaVersion: 2, manifests }) },
+    { type: "dir", name: "blobs/" },
+    { type: "dir", name: "blobs/sha256/" },
+    ...[...blobs].map(([digest, data]) => ({
+      type: "file" as const,
+      name: `blobs/sha256/${digest.slice("sha256:".length)}`,
+      data,
+    })),
+  ]);
+  return { images, tar };
 }
