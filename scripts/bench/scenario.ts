@@ -9,6 +9,9 @@
  * the `young` ones. Containers: 50 running, 150 stopped (task STOPPED, two per `stopped` image),
  * 15 created without a task. The usage DB has 5,000 entries.
  *
+ * Beside them, {@linkcode buildLayeredSet} makes two-layer images that share no layer (20 per
+ * namespace, built fresh in every run) for a second removal comparison.
+ *
  * The image store (content, images, labels, aged blobs, the unpacked snapshot) is built once and
  * cached as a copy of containerd's root in /tmp/ctre-bench-prune-<key>/, keyed by the scenario
  * and the image builder; containers and the usage DB are made fresh in every run (tasks do not
