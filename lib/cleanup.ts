@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { mapLimit } from "./concurrency.ts";
 import { type Ctr, ctrOk } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import {
@@ -46,24 +47,6 @@ export interface ContainerCleanup {
   /** Containers not looked at, with why (no labels, gone). */
   skipped: string[];
   errors: string[];
-}
-
-/** Maps `fn` over `items` with at most `limit` running at once, keeping order. */
-export async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (t: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 function describe(ns: string, info: ContainerInfo): ContainerLine {

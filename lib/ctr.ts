@@ -87,7 +87,10 @@ function spawnFailure(args: string[], e: unknown): CtrError {
   return new CtrError(`Cannot run ${commandText(args)}: ${e}`, 1, "");
 }
 
-async function* splitLines(stream: ReadableStream<Uint8Array>): AsyncIterable<string> {
+/** The lines of a byte stream (UTF-8), without their newlines; a last unterminated line too. */
+export async function* splitLines(
+  stream: ReadableStream<Uint8Array>,
+): AsyncIterable<string> {
   let buffered = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     buffered += chunk;

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { mapLimit } from "./cleanup.ts";
+import { mapLimit } from "./concurrency.ts";
 import { type Ctr, ctrOk } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import {

@@ -26,7 +26,8 @@ export function println(w: Writer, text = ""): void {
   w.write(`${text}\n`);
 }
 
-function streamWriter(stream: { writeSync(p: Uint8Array): number }): Writer {
+/** A writer to anything with `writeSync` (stdout, stderr, an open file), writing every byte. */
+export function streamWriter(stream: { writeSync(p: Uint8Array): number }): Writer {
   const encoder = new TextEncoder();
   return {
     write(text) {

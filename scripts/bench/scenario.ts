@@ -9,6 +9,9 @@
  * the `young` ones. Containers: 50 running, 150 stopped (task STOPPED, two per `stopped` image),
  * 15 created without a task. The usage DB has 5,000 entries.
  *
+ * Beside them, {@linkcode buildLayeredSet} makes two-layer images that share no layer (20 per
+ * namespace, built fresh in every run) for a second removal comparison.
+ *
  * The image store (content, images, labels, aged blobs, the unpacked snapshot) is built once and
  * cached as a copy of containerd's root in /tmp/ctre-bench-prune-<key>/, keyed by the scenario
  * and the image builder; containers and the usage DB are made fresh in every run (tasks do not
@@ -17,8 +20,14 @@
  * @module
  */
 import { join } from "node:path";
+import { mapLimit } from "../../lib/concurrency.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
-import { buildOciImageSet } from "../../tests/support/oci_image.ts";
+import {
+  buildOciImage,
+  buildOciImageSet,
+  MEDIA_TYPE_MANIFEST,
+  writeTar,
+} from "../../tests/support/oci_image.ts";
 
 export const DAY = 86400;
 /** Age given to every blob but the young ones. */
@@ -367,14 +376,6 @@ export async function prepareImages(
 
 const CREATE_CONCURRENCY = 4;
 
-async function eachLimit<T>(items: T[], limit: number, fn: (t: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 function labelArgs(labels: Record<string, string>): string[] {
   return Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
 }
@@ -411,7 +412,7 @@ export async function createContainers(
   c: TestContainerd,
   containers: BenchContainer[],
 ): Promise<void> {
-  await eachLimit(containers, CREATE_CONCURRENCY, async (k) => {
+  await mapLimit(containers, CREATE_CONCURRENCY, async (k) => {
     if (k.kind === "created") {
       await c.ctrOk([
         "-n",
@@ -470,4 +471,58 @@ export async function listIds(
 ): Promise<string[]> {
   const out = await c.ctrOk(["-n", ns, what, "ls", "-q"]);
   return out.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-layer images that share no layer, for the second removal comparison.
+
+/** Two-layer images per namespace whose layers are all their own (no layer shared). */
+export const LAYERED_PER_NS = 20;
+
+/** The refs of the layered images of `s`. */
+export function layeredRefs(s: NsSpec): string[] {
+  return Array.from(
+    { length: LAYERED_PER_NS },
+    (_, i) => `registry.example/bench/${s.short}/layered-${i}:1`,
+  );
+}
+
+/**
+ * One OCI image-layout tarball of two-layer images (tests/support/oci_image.ts's `layers: 2`):
+ * each has its own busybox layer (its `/variant` differs) and its own second layer, so one
+ * import unpacks two snapshots per image and removing an image frees them.
+ */
+export async function buildLayeredSet(
+  refs: string[],
+): Promise<{ images: { ref: string; digest: string }[]; tar: Uint8Array }> {
+  const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const blobs = new Map<string, Uint8Array>();
+  const images: { ref: string; digest: string }[] = [];
+  const manifests: unknown[] = [];
+  for (const ref of refs) {
+    const im = await buildOciImage(ref, `layered ${ref}`, { layers: 2 });
+    for (const b of [im.manifest, im.config, ...im.layers]) blobs.set(b.digest, b.bytes);
+    images.push({ ref, digest: im.manifest.digest });
+    manifests.push({
+      mediaType: MEDIA_TYPE_MANIFEST,
+      digest: im.manifest.digest,
+      size: im.manifest.size,
+      annotations: {
+        "io.containerd.image.name": ref,
+        "org.opencontainers.image.ref.name": ref.slice(ref.lastIndexOf(":") + 1),
+      },
+    });
+  }
+  const tar = writeTar([
+    { type: "file", name: "oci-layout", data: json({ imageLayoutVersion: "1.0.0" }) },
+    { type: "file", name: "index.json", data: json({ schemaVersion: 2, manifests }) },
+    { type: "dir", name: "blobs/" },
+    { type: "dir", name: "blobs/sha256/" },
+    ...[...blobs].map(([digest, data]) => ({
+      type: "file" as const,
+      name: `blobs/sha256/${digest.slice("sha256:".length)}`,
+      data,
+    })),
+  ]);
+  return { images, tar };
 }
