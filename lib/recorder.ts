@@ -33,8 +33,8 @@ import {
   safeToken,
   type Usage,
   usageKey,
-  writeAtomic,
 } from "./usage_db.ts";
+import { writeAtomic } from "./state_files.ts";
 
 export const BACKOFF_START_S = 1;
 export const BACKOFF_MAX_S = 30;
