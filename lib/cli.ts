@@ -12,6 +12,7 @@ import type { Budget } from "./budget.ts";
 /** Where containerd keeps its content and snapshots by default (for --min-free). */
 export const DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd";
 import type { PruneOptions } from "./prune.ts";
+import type { RecordOptions } from "./recorder.ts";
 import type { Schedule } from "./schedule.ts";
 
 export const USAGE = `Usage: ctre <command> [options]
@@ -118,17 +119,6 @@ Options:
       --json                 Print as JSON
       --state-dir DIR        Where the usage DB lives (default ${DEFAULT_STATE_DIR})
   -h, --help                 Show this help`;
-
-export interface RecordOptions {
-  stateDir: string;
-  quiet: boolean;
-  /** Seconds. */
-  flushInterval: number;
-  /** Seconds. */
-  keepWindow: number;
-  /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
-  metrics: boolean;
-}
 
 export type Command =
   | { kind: "help"; text: string }
