@@ -72,7 +72,7 @@ async function run(argv: string[]): Promise<number> {
       const onSignal = () => stop.abort();
       for (const s of signals) Deno.addSignalListener(s, onSignal);
       try {
-        return await record(systemCtr(cmd.address), cmd.record, io, stop.signal);
+        return await record(systemCtr(cmd.address), cmd.record, { ...io, signal: stop.signal });
       } finally {
         for (const s of signals) Deno.removeSignalListener(s, onSignal);
       }

@@ -18,6 +18,7 @@ import type { Budget } from "./budget.ts";
 /** Where containerd keeps its content and snapshots by default (for --min-free). */
 export const DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd";
 import type { PruneOptions } from "./prune.ts";
+import type { RecordOptions } from "./recorder.ts";
 import type { Schedule } from "./schedule.ts";
 
 /** --jitter when not given; no `default` in the table, as scheduleOf must see it absent. */
@@ -286,17 +287,6 @@ export const STATUS_USAGE = commandHelp(
 wrote it.`,
   STATUS_OPTIONS,
 );
-
-export interface RecordOptions {
-  stateDir: string;
-  quiet: boolean;
-  /** Seconds. */
-  flushInterval: number;
-  /** Seconds. */
-  keepWindow: number;
-  /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
-  metrics: boolean;
-}
 
 export type Command =
   | { kind: "help"; text: string }

@@ -23,6 +23,11 @@ export class CtrError extends Error {
   }
 }
 
+/** Another ctre of the same kind holds the state dir's lock. */
+export class LockHeldError extends Error {
+  override name = "LockHeldError";
+}
+
 /** The one-line text of any thrown value. */
 export function errorText(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);

@@ -1,5 +1,6 @@
 /**
- * The outside world of a command, injected: output streams, the terminal, stdin, the clock.
+ * The outside world of a command, injected: output streams, the terminal, stdin, the clock,
+ * and the signal that stops a long-running command (as dax's `CommandContext` carries them).
  * main.ts builds the real one; tests pass a recording one.
  *
  * @module
@@ -19,6 +20,8 @@ export interface Io {
   /** Unix time in seconds, with a fraction. */
   now(): number;
   sleep(ms: number): Promise<void>;
+  /** Aborted to stop a long-running command (SIGTERM, SIGINT); none: it runs until done. */
+  signal?: AbortSignal;
 }
 
 /** Writes `text` and a newline. */

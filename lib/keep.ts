@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { permissionHint } from "./usage_db.ts";
+import { permissionHint } from "./state_files.ts";
 
 /** The patterns in a keep file's text. */
 export function parseKeepFile(text: string): string[] {

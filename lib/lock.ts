@@ -6,11 +6,8 @@
  * @module
  */
 import { join } from "node:path";
-import { permissionHint } from "./usage_db.ts";
-
-export class LockHeldError extends Error {
-  override name = "LockHeldError";
-}
+import { LockHeldError } from "./errors.ts";
+import { permissionHint } from "./state_files.ts";
 
 export interface Lock {
   release(): void;

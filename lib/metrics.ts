@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { permissionHint, writeAtomic } from "./usage_db.ts";
+import { permissionHint, writeAtomic } from "./state_files.ts";
 
 export interface Sample {
   labels?: Record<string, string>;

@@ -31,7 +31,8 @@ import {
 } from "./budget.ts";
 import { writeMetrics } from "./metrics.ts";
 import { cleanContainers, cleanContent, type Lines, measureAfter } from "./prune_cleanup.ts";
-import { planDocument, planTable, pruneFamilies, type PruneOutcome } from "./report.ts";
+import { pruneFamilies } from "./metric_families.ts";
+import { planDocument, planTable, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "./units.ts";
 import { loadUsageDb } from "./usage_db.ts";
 import { loadExtras, rememberPins } from "./memory.ts";

@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { type RejectedLine, safeToken, usageKey, writeAtomic } from "./usage_db.ts";
-import { permissionHint } from "./usage_db.ts";
+import { permissionHint, writeAtomic } from "./state_files.ts";
+import { type RejectedLine, safeToken, usageKey } from "./usage_db.ts";
 
 export const PULLS_FILE = "image_pulls";
 

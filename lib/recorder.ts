@@ -2,50 +2,45 @@
  * `ctre record-image-starts`: follows `ctr event` and records per (namespace, image ref) the
  * last container start and stop in the usage DB. It must not die: malformed lines are logged
  * and skipped, a vanished container is logged and skipped, and when `ctr event` ends
- * (containerd restarted) it reconnects with capped backoff. Only the abort signal (SIGTERM,
- * SIGINT) ends it, after a final write.
+ * (containerd restarted) it reconnects with capped backoff. Only the abort signal of the io
+ * (SIGTERM, SIGINT) ends it, after a final write.
+ *
+ * Three parts: what a use does to the DB is pure (lib/usage_event.ts), which refs a container
+ * runs from is the image cache (lib/container_images.ts, the one that calls ctr), and this file
+ * owns the I/O and timing: following, reconnecting, flushing, metrics, log lines.
  *
  * @module
  */
 import { join } from "node:path";
-import type { RecordOptions } from "./cli.ts";
-import { type Ctr, ctrOk, type CtrStream } from "./ctr.ts";
+import { CtrImageCache, type ImageCache } from "./container_images.ts";
+import { type Ctr, type CtrStream } from "./ctr.ts";
 import { errorText } from "./errors.ts";
-import { refsOfContainerSnapshot } from "./inventory.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
 import { type Io, println } from "./io.ts";
-import {
-  parseContainerInfo,
-  parseContainerLs,
-  parseImageLs,
-  parseNamespaces,
-  type SnapshotRow,
-} from "./listings.ts";
-import { imageVolumeOf } from "./lineage.ts";
 import { acquireLock } from "./lock.ts";
-import { type Family, writeMetrics } from "./metrics.ts";
+import { recorderFamilies, type RecorderStats } from "./metric_families.ts";
+import { writeMetrics } from "./metrics.ts";
 import { expirePulls, loadPullDb, PULLS_FILE, recordPull, writePullDb } from "./pull_db.ts";
-import {
-  expire,
-  formatUsageDb,
-  loadUsageDb,
-  mergeUsage,
-  safeToken,
-  type Usage,
-  usageKey,
-  writeAtomic,
-} from "./usage_db.ts";
+import { writeAtomic } from "./state_files.ts";
+import { applyEvent, type ImageUse, unsafeText } from "./usage_event.ts";
+import { expire, formatUsageDb, loadUsageDb, type Usage } from "./usage_db.ts";
+
+export type { RecorderStats };
+
+/** The recorder's options, as `ctre record-image-starts` reads them from its flags. */
+export interface RecordOptions {
+  stateDir: string;
+  quiet: boolean;
+  /** Seconds. */
+  flushInterval: number;
+  /** Seconds. */
+  keepWindow: number;
+  /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
+  metrics: boolean;
+}
 
 export const BACKOFF_START_S = 1;
 export const BACKOFF_MAX_S = 30;
-
-export interface RecorderStats {
-  events: number;
-  recorded: number;
-  writes: number;
-  reconnects: number;
-  lastEventTime: number | null;
-}
 
 /** The recorder's state and event handling, separate from the process loop for tests. */
 export class Recorder {
@@ -57,8 +52,9 @@ export class Recorder {
     reconnects: 0,
     lastEventTime: null,
   };
-  /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
-  readonly images = new Map<string, string | null>();
+  /** Which refs containers and image volumes run from. */
+  readonly cache: ImageCache;
+  readonly #ctrCache: CtrImageCache;
   /** Last pull (image ref created or updated) by usageKey, written to `image_pulls`. */
   readonly pulls: Map<string, number>;
   #topics = new Set<string>();
@@ -74,6 +70,13 @@ export class Recorder {
   ) {
     this.entries = entries;
     this.pulls = pulls;
+    this.#ctrCache = new CtrImageCache(ctr, (text) => this.#error(text));
+    this.cache = this.#ctrCache;
+  }
+
+  /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
+  get images(): Map<string, string | null> {
+    return this.#ctrCache.images;
   }
 
   /** Makes the next flush rewrite `image_pulls` (e.g. to drop corrupt lines set aside). */
@@ -94,116 +97,25 @@ export class Recorder {
   }
 
   /** Replaces what it knows of containers with `ctr container ls` of every namespace. */
-  async resync(): Promise<void> {
-    const namespaces = parseNamespaces(await ctrOk(this.ctr, ["namespace", "ls", "-q"]));
-    const lists = await Promise.all(
-      namespaces.map(async (ns) => ({
-        ns,
-        rows: parseContainerLs(await ctrOk(this.ctr, ["-n", ns, "container", "ls"])),
-      })),
-    );
-    this.images.clear();
-    for (const { ns, rows } of lists) {
-      for (const c of rows) this.images.set(`${ns} ${c.id}`, c.image);
+  resync(): Promise<void> {
+    return this.cache.resync();
+  }
+
+  /** Applies one use to the DB and logs it. */
+  #record(use: ImageUse): void {
+    const done = applyEvent(this.entries, use);
+    if (done.kind === "unsafe") return this.#error(done.error);
+    if (done.line !== null) this.#say(done.line);
+    if (done.kind === "recorded") {
+      this.#dirty = true;
+      this.stats.recorded++;
     }
   }
 
-  /** The image of a container: from what it learned, else one `ctr containers info`. */
-  async #imageOf(ns: string, id: string): Promise<string | null | undefined> {
-    const key = `${ns} ${id}`;
-    if (this.images.has(key)) return this.images.get(key);
-    const r = await this.ctr.run(["-n", ns, "containers", "info", id]);
-    if (r.code !== 0) {
-      this.#error(
-        `container ${ns} ${id} is already gone, skipping (${r.stderr.trim().split("\n").at(-1)})`,
-      );
-      return undefined;
-    }
-    try {
-      const image = parseContainerInfo(r.stdout).image || null;
-      this.images.set(key, image);
-      return image;
-    } catch (e) {
-      this.#error(`container ${ns} ${id}: ${errorText(e)}`);
-      return undefined;
-    }
-  }
-
-  /** `${ns} ${key}` → parent, from `/snapshot/prepare` and `/snapshot/commit` events. */
-  #snapshotParents = new Map<string, string>();
-
-  /** The parent chain of snapshot `key` as far as events told it, as snapshot rows. */
-  #seenSnapshots(ns: string, key: string): SnapshotRow[] {
-    const rows: SnapshotRow[] = [];
-    const visited = new Set<string>();
-    let cur = key;
-    while (!visited.has(cur)) {
-      visited.add(cur);
-      const parent = this.#snapshotParents.get(`${ns} ${cur}`);
-      if (parent === undefined) {
-        if (cur !== key) rows.push({ key: cur, parent: null, kind: "Committed" });
-        break;
-      }
-      rows.push({ key: cur, parent, kind: cur === key ? "Active" : "Committed" });
-      cur = parent;
-    }
-    return rows;
-  }
-
-  /** `${ns} ${key}` → refs of the image an image volume's snapshot mounts. */
-  #volumeRefs = new Map<string, string[]>();
-
-  /** The refs whose target is `digest` (one `ctr image ls`); empty on failure, logged. */
-  async #refsOfDigest(ns: string, digest: string): Promise<string[]> {
-    try {
-      const images = parseImageLs(await ctrOk(this.ctr, ["-n", ns, "image", "ls"]));
-      return images.filter((i) => i.digest === digest).map((i) => i.ref).sort();
-    } catch (e) {
-      this.#error(`image volume of ${digest} in ${ns}: ${errorText(e)}`);
-      return [];
-    }
-  }
-
-  /** `${ns} ${id}` → refs of a container without image, found through its snapshot. */
-  #snapshotRefs = new Map<string, string[]>();
-
-  /**
-   * The refs a container without `Image` (docker's) runs from, through its snapshot; looked up
-   * at start (`fresh`), remembered for its exit. Empty when none is found.
-   */
-  async #refsOfSnapshot(ns: string, id: string, fresh: boolean): Promise<string[]> {
-    const key = `${ns} ${id}`;
-    const known = this.#snapshotRefs.get(key);
-    if (known !== undefined && !fresh) return known;
-    try {
-      const refs = await refsOfContainerSnapshot(this.ctr, ns, id, this.#seenSnapshots(ns, id));
-      if (refs.length > 0) this.#snapshotRefs.set(key, refs);
-      return refs;
-    } catch (e) {
-      this.#error(`container ${ns} ${id}: cannot map its snapshot to an image: ${errorText(e)}`);
-      return [];
-    }
-  }
-
-  #record(letter: string, time: number, ns: string, ref: string | null, start: boolean): void {
-    const t = Math.floor(time);
-    if (ref === null) {
-      if (ns !== "moby") this.#say(`${letter} ${t} ${ns} NO_IMAGE_REF`);
-      return;
-    }
-    if (!safeToken(ns) || !safeToken(ref)) {
-      this.#error(
-        `not recording ${JSON.stringify(ns)} ${
-          JSON.stringify(ref)
-        }: whitespace or control characters`,
-      );
-      return;
-    }
-    const key = usageKey(ns, ref);
-    this.entries.set(key, mergeUsage(this.entries.get(key), start ? t : null, start ? null : t));
-    this.#dirty = true;
-    this.stats.recorded++;
-    this.#say(`${letter} ${t} ${ns} ${ref}`);
+  /** Records `mark` for each ref of `refs` (null: a container without image). */
+  #recordAll(mark: ImageUse["mark"], time: number, ns: string, refs: string[] | null): void {
+    if (refs === null) return this.#record({ mark, time, ns, ref: null });
+    for (const ref of refs) this.#record({ mark, time, ns, ref });
   }
 
   /** Handles one line of `ctr event`. Never throws. */
@@ -234,11 +146,12 @@ export class Recorder {
     switch (e.topic) {
       case "/containers/create":
       case "/containers/update": {
-        const id = field(p, "id");
-        if (id === undefined) throw new Error("no container id in payload");
+        if (field(p, "id") === undefined) throw new Error("no container id in payload");
+        this.cache.observe(e);
         const image = field(p, "image") || null;
-        this.images.set(`${e.ns} ${id}`, image);
-        if (e.topic === "/containers/create") this.#record("C", e.time, e.ns, image, true);
+        if (e.topic === "/containers/create") {
+          this.#record({ mark: "C", time: e.time, ns: e.ns, ref: image });
+        }
         return;
       }
       case "/images/create":
@@ -246,82 +159,47 @@ export class Recorder {
         // A pull (also of a tag whose content is already here) or a re-tag: a use of the ref.
         const name = field(p, "name");
         if (name === undefined || name === "") throw new Error("no image name in payload");
-        if (!recordPull(this.pulls, e.ns, name, e.time)) {
-          this.#error(
-            `not recording ${JSON.stringify(e.ns)} ${
-              JSON.stringify(name)
-            }: whitespace or control characters`,
-          );
-          return;
-        }
+        if (!recordPull(this.pulls, e.ns, name, e.time)) return this.#error(unsafeText(e.ns, name));
         this.#pullsDirty = true;
         this.stats.recorded++;
         this.#say(`P ${Math.floor(e.time)} ${e.ns} ${name}`);
         return;
       }
       case "/snapshot/prepare": {
+        this.cache.observe(e);
         const key = field(p, "key");
-        const parent = field(p, "parent");
-        if (key !== undefined && parent) this.#snapshotParents.set(`${e.ns} ${key}`, parent);
-        const volume = key === undefined ? null : imageVolumeOf(key);
-        if (volume !== null) {
-          // A pod's image volume (containerd 2.1+ CRI): its start is the mount.
-          const refs = await this.#refsOfDigest(e.ns, volume.digest);
-          this.#volumeRefs.set(`${e.ns} ${key}`, refs);
-          for (const ref of refs) this.#record("V", e.time, e.ns, ref, true);
+        // A pod's image volume (containerd 2.1+ CRI): its start is the mount.
+        if (key !== undefined) {
+          this.#recordAll("V", e.time, e.ns, await this.cache.volumeMounted(e.ns, key));
         }
         return;
       }
-      case "/snapshot/commit": {
-        const key = field(p, "key");
-        const name = field(p, "name");
-        const parent = this.#snapshotParents.get(`${e.ns} ${key}`);
-        this.#snapshotParents.delete(`${e.ns} ${key}`);
-        if (name !== undefined && parent !== undefined) {
-          this.#snapshotParents.set(`${e.ns} ${name}`, parent);
-        }
+      case "/snapshot/commit":
+      case "/containers/delete":
+        this.cache.observe(e);
         return;
-      }
       case "/snapshot/remove": {
+        this.cache.observe(e);
         const key = field(p, "key");
-        if (key !== undefined) this.#snapshotParents.delete(`${e.ns} ${key}`);
-        const refs = this.#volumeRefs.get(`${e.ns} ${key}`);
-        this.#volumeRefs.delete(`${e.ns} ${key}`);
-        for (const ref of refs ?? []) this.#record("v", e.time, e.ns, ref, false);
-        return;
-      }
-      case "/containers/delete": {
-        const id = field(p, "id");
-        if (id !== undefined) this.images.delete(`${e.ns} ${id}`);
-        if (id !== undefined) this.#snapshotRefs.delete(`${e.ns} ${id}`);
+        if (key !== undefined) {
+          this.#recordAll("v", e.time, e.ns, this.cache.volumeRemoved(e.ns, key));
+        }
         return;
       }
       case "/tasks/create": {
         const id = field(p, "container_id");
         if (id === undefined) throw new Error("no container_id in payload");
-        const image = await this.#imageOf(e.ns, id);
-        if (image === null) {
-          for (const ref of await this.#refsOfSnapshot(e.ns, id, true)) {
-            this.#record("T", e.time, e.ns, ref, true);
-          }
-          if (this.#snapshotRefs.has(`${e.ns} ${id}`)) return;
-        }
-        if (image !== undefined) this.#record("T", e.time, e.ns, image, true);
+        const refs = await this.cache.refsOf(e.ns, id, true);
+        if (refs !== undefined) this.#recordAll("T", e.time, e.ns, refs);
         return;
       }
       case "/tasks/exit": {
         const id = field(p, "container_id");
         if (id === undefined) throw new Error("no container_id in payload");
         if (field(p, "id") !== id) return; // an exec ended, not the container
-        const image = await this.#imageOf(e.ns, id);
+        const refs = await this.cache.refsOf(e.ns, id, false);
         const time = payloadTime(p.exited_at) ?? e.time;
-        if (image === null) {
-          for (const ref of await this.#refsOfSnapshot(e.ns, id, false)) {
-            this.#record("t", time, e.ns, ref, false);
-          }
-          if (this.#snapshotRefs.has(`${e.ns} ${id}`)) return;
-        }
-        if (image !== undefined) this.#record("t", time, e.ns, image, false);
+        if (refs !== undefined) this.#recordAll("t", time, e.ns, refs);
         return;
       }
     }
@@ -408,15 +286,11 @@ function sleep(io: Io, ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Runs the recorder until `signal` aborts. Needs --allow-run=ctr and read/write on the state
- * dir. Returns the exit code.
+ * Runs the recorder until `io.signal` aborts (never, without one). Needs --allow-run=ctr and
+ * read/write on the state dir. Returns the exit code.
  */
-export async function record(
-  ctr: Ctr,
-  opts: RecordOptions,
-  io: Io,
-  signal: AbortSignal,
-): Promise<number> {
+export async function record(ctr: Ctr, opts: RecordOptions, io: Io): Promise<number> {
+  const signal = io.signal ?? new AbortController().signal;
   const lock = await acquireLock(opts.stateDir, "record-image-starts");
   try {
     const db = await loadUsageDb(join(opts.stateDir, "image_starts"));
@@ -495,47 +369,4 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
     await sleep(io, backoff * 1000, signal);
     backoff = Math.min(backoff * 2, BACKOFF_MAX_S);
   }
-}
-
-/** The `ctre_recorder_*` metric families. */
-export function recorderFamilies(s: RecorderStats, now: number): Family[] {
-  const one = (name: string, type: Family["type"], help: string, value: number): Family => ({
-    name,
-    help,
-    type,
-    samples: [{ value }],
-  });
-  return [
-    one(
-      "ctre_recorder_events_total",
-      "counter",
-      "ctr events read since the recorder started.",
-      s.events,
-    ),
-    one(
-      "ctre_recorder_events_recorded_total",
-      "counter",
-      "Container starts and stops recorded since the recorder started.",
-      s.recorded,
-    ),
-    one(
-      "ctre_recorder_reconnects_total",
-      "counter",
-      "Times ctr event ended and the recorder reconnected.",
-      s.reconnects,
-    ),
-    one("ctre_recorder_db_writes_total", "counter", "Writes of the usage DB.", s.writes),
-    one(
-      "ctre_recorder_last_event_timestamp_seconds",
-      "gauge",
-      "Time of the last event seen (unix time; 0 when none yet).",
-      s.lastEventTime ?? 0,
-    ),
-    one(
-      "ctre_recorder_last_update_timestamp_seconds",
-      "gauge",
-      "When these metrics were written.",
-      now,
-    ),
-  ];
 }

@@ -9,7 +9,7 @@ import { recorderCheck } from "./doctor.ts";
 import { type Io, println } from "./io.ts";
 import { alignColumns, isoTime } from "./text.ts";
 import { lastUse, loadUsageDb, type Usage } from "./usage_db.ts";
-import { permissionHint } from "./usage_db.ts";
+import { permissionHint } from "./state_files.ts";
 import { loadPullDb, PULLS_FILE } from "./pull_db.ts";
 import { loadPinMemory, PINS_FILE } from "./pin_memory.ts";
 

@@ -10,8 +10,7 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml, parseAllDocuments } from "npm:yaml@2.9.1";
 import { parseCommand } from "../lib/cli.ts";
 import { DEFAULT_STATE_DIR } from "../lib/permissions.ts";
-import { recorderFamilies } from "../lib/recorder.ts";
-import { pruneFamilies } from "../lib/report.ts";
+import { pruneFamilies, recorderFamilies } from "../lib/metric_families.ts";
 import { IMAGE_REF } from "../scripts/image.ts";
 
 const PROMTOOL = "/opt/ctre-test-tools/promtool";

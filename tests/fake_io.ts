@@ -23,6 +23,8 @@ export class FakeIo implements Io {
   readonly stdout = new Capture();
   readonly stderr = new Capture();
   stderrIsTerminal: boolean;
+  /** The stop signal a long-running command watches, when the test sets one. */
+  signal?: AbortSignal;
   /** Unix seconds returned by now(). */
   time: number;
   /** Every sleep asked for, in milliseconds. */

@@ -392,7 +392,8 @@ Deno.test("record() sets corrupt lines of image_pulls aside and keeps the good o
       keepWindow: 14 * DAY,
       metrics: false,
     };
-    assert.equal(await record(ctr, opts, io, controller.signal), 0);
+    io.signal = controller.signal;
+    assert.equal(await record(ctr, opts, io), 0);
     assert.equal(await Deno.readTextFile(join(dir, "image_pulls")), `${NOW - 5} k8s.io r/a:1\n`);
     assert.match(await Deno.readTextFile(join(dir, "image_pulls.rejected")), /\nnot a pull\n/);
     assert.equal(await Deno.readTextFile(join(dir, "image_starts")), starts, "untouched");

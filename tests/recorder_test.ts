@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { RecordOptions } from "../lib/cli.ts";
 import { CtrError } from "../lib/errors.ts";
-import { record, Recorder } from "../lib/recorder.ts";
+import { record, Recorder, type RecordOptions } from "../lib/recorder.ts";
 import { NULL_TIME, parseUsageDb, type Usage, usageKey } from "../lib/usage_db.ts";
 import { fail, FakeCtr, ok, type RunScript } from "./fake_ctr.ts";
 import { FakeIo } from "./fake_io.ts";
@@ -641,7 +640,8 @@ Deno.test("record() survives ctr event ending, reconnects, and writes the DB on 
       keepWindow: 14 * DAY,
       metrics: false,
     };
-    assert.equal(await record(ctr, opts, io, controller.signal), 0);
+    io.signal = controller.signal;
+    assert.equal(await record(ctr, opts, io), 0);
     assert.deepEqual(ctr.streams, [["event"], ["event"]]);
     assert.deepEqual(io.sleeps, [1000, 2000], "backoff doubles while no event arrives");
     const why = "ctr event ended with code 1: " +

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { acquireLock } from "../lib/lock.ts";
 import { writeMetrics } from "../lib/metrics.ts";
-import { writeAtomic } from "../lib/usage_db.ts";
+import { writeAtomic } from "../lib/state_files.ts";
 import { tempStateDir } from "./support/cli.ts";
 
 async function mode(path: string): Promise<string> {

@@ -13,8 +13,8 @@ import {
   safeToken,
   type Usage,
   usageKey,
-  writeAtomic,
 } from "../lib/usage_db.ts";
+import { writeAtomic } from "../lib/state_files.ts";
 
 const REF_A = "docker.io/library/a:1";
 const REF_B = "registry.k8s.io/pause:3.9";

@@ -17,10 +17,9 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { RecordOptions } from "../../lib/cli.ts";
 import { type Ctr, type CtrResult, type CtrStream, splitLines } from "../../lib/ctr.ts";
 import { type Io, streamWriter, type Writer } from "../../lib/io.ts";
-import { record } from "../../lib/recorder.ts";
+import { record, type RecordOptions } from "../../lib/recorder.ts";
 import { parseUsageDb } from "../../lib/usage_db.ts";
 
 const args = parseArgs({
@@ -566,7 +565,7 @@ async function replay(work: string): Promise<number> {
     externalPeak = Math.max(externalPeak, m.external);
   }, 20);
   const t0 = performance.now();
-  const code = await record(ctr, opts, io, stop.signal);
+  const code = await record(ctr, opts, { ...io, signal: stop.signal });
   const wall = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   rssPeak = Math.max(rssPeak, Deno.memoryUsage().rss);
