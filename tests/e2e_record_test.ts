@@ -153,10 +153,19 @@ async function ready(
     const id = `probe-${++probes}`;
     const from = d.stdout.length;
     const since = Math.floor(Date.now() / 1000) - SLACK;
+    // Quiet: the probe must be newer than what the DB held before it: an earlier daemon's probe
+    // (within the slack) must not pass for this one's, or it is signalled before it listens.
+    const seen = quiet
+      ? (await readDb(s.dbPath).catch(() => undefined))?.entries.get(`default ${PROBE}`)?.start ?? 0
+      : 0;
     await s.c.create("default", PROBE, id);
     try {
       if (quiet) {
-        await waitDb(s.dbPath, (e) => (e.get(`default ${PROBE}`)?.start ?? 0) >= since, 2500);
+        await waitDb(
+          s.dbPath,
+          (e) => (e.get(`default ${PROBE}`)?.start ?? 0) > Math.max(seen, since - 1),
+          2500,
+        );
       } else {
         await d.waitFor("stdout", new RegExp(`^C \\d+ default ${escape(PROBE)}$`, "m"), 1500, from);
       }
