@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 perms=(--allow-read --allow-write --allow-run --allow-env --allow-sys)
-total_passed=0 total_failed=0 rc=0 lines=()
+total_passed=0 total_failed=0 rc=0 lines=() failures=()
 
 # run VERSION DENO_TEST_ARGS...: one deno test on one containerd; adds up its counts.
 run() {
@@ -35,6 +35,11 @@ run() {
   secs=$((SECONDS - start))
   # Deno's summary: "ok | 41 passed (120 steps) | 0 failed (12s)" or "FAILED | 40 passed | 1 failed".
   summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n 1)
+  # Deno's closing " FAILURES " list names each failed test ("name => ./tests/x_test.ts:12:6");
+  # repeat it beside the counts, so the last lines of a long CI log say what failed.
+  while IFS= read -r f; do
+    [ -n "$f" ] && failures+=("containerd $version failed: $f")
+  done < <(sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/^ FAILURES *$/,/^FAILED |/p' | grep ' => ')
   rm -f "$log"
   passed=0 failed=0
   if [ -n "$summary" ]; then
@@ -59,6 +64,6 @@ else
   e2e=(tests/e2e_*_test.ts)
   for v in 1.7.24 2.1.9; do run "$v" "$@" "${e2e[@]}"; done
 fi
-for l in "${lines[@]}"; do echo "$l"; done
+for l in "${failures[@]}" "${lines[@]}"; do echo "$l"; done
 echo "${total_passed} passed, ${total_failed} failed"
 exit "$rc"
