@@ -12,7 +12,7 @@ import type { Ctr } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import { type Io, println } from "./io.ts";
 import { lockHolder } from "./lock.ts";
-import { parseUsageDb } from "./usage_db.ts";
+import { parseUsageDb, USAGE_FILE } from "./usage_db.ts";
 
 export type Status = "ok" | "warn" | "fail" | "info";
 
@@ -112,7 +112,7 @@ async function stateChecks(stateDir: string, now: number): Promise<Check[]> {
       detail: `${stateDir} is not writable: ${errorText(e)}`,
     });
   }
-  const db = join(stateDir, "image_starts");
+  const db = join(stateDir, USAGE_FILE);
   try {
     const [stat, text] = await Promise.all([Deno.stat(db), Deno.readTextFile(db)]);
     const parsed = parseUsageDb(text);

@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import type { NamespaceSnapshot } from "./inventory.ts";
+import { setAsideRejected } from "./line_file.ts";
 import { expirePins, loadPinMemory, observePins, PINS_FILE, writePinMemory } from "./pin_memory.ts";
 import { DEFAULT_PIN_MEMORY, pinnedByLabel, type PlanExtras } from "./plan.ts";
 import { loadPullDb, PULLS_FILE } from "./pull_db.ts";
@@ -68,14 +69,7 @@ export async function rememberPins(
 ): Promise<void> {
   const path = join(stateDir, PINS_FILE);
   const memory = await loadPinMemory(path);
-  if (memory.rejected.length > 0) {
-    const stamp = new Date(now * 1000).toISOString();
-    await Deno.writeTextFile(
-      `${path}.rejected`,
-      memory.rejected.map((r) => `# ${stamp} line ${r.lineNo}: ${r.reason}\n${r.line}\n`).join(""),
-      { append: true, create: true },
-    );
-  }
+  await setAsideRejected(path, memory.rejected, now);
   const added = observePins(memory.entries, pinnedImages(snaps), now);
   const dropped = expirePins(memory.entries, now - pinMemory);
   if (added || dropped > 0 || memory.rejected.length > 0) {

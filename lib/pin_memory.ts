@@ -9,8 +9,18 @@
  *
  * @module
  */
-import { permissionHint, writeAtomic } from "./state_files.ts";
-import { type RejectedLine, safeToken, usageKey } from "./usage_db.ts";
+import {
+  expireEntries,
+  formatLines,
+  type LineFile,
+  loadLines,
+  NAMESPACE,
+  parseLines,
+  safeToken,
+  UNIX_TIME,
+  usageKey,
+} from "./line_file.ts";
+import { writeAtomic } from "./state_files.ts";
 
 export const PINS_FILE = "pinned";
 
@@ -24,54 +34,36 @@ export interface PinEntry {
   lastSeen: number;
 }
 
-export interface PinMemory {
-  /** Keyed by {@linkcode usageKey}(ns, ref). */
-  entries: Map<string, PinEntry>;
-  rejected: RejectedLine[];
-}
+/** Keyed by {@linkcode usageKey}(ns, ref), and the corrupt lines. */
+export type PinMemory = LineFile<PinEntry>;
 
-const TIME = /^\d{1,12}$/;
-const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** Parses the file's text. Corrupt lines are returned in `rejected`, never thrown. */
 export function parsePinMemory(text: string): PinMemory {
-  const entries = new Map<string, PinEntry>();
-  const rejected: RejectedLine[] = [];
-  text.split("\n").forEach((raw, i) => {
-    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (line === "") return;
-    const f = line.split(" ");
-    let reason: string | null = null;
-    if (f.length !== 5 || f.some((x) => x === "")) {
-      reason = "expected 5 fields: first last ns digest ref";
-    } else if (!TIME.test(f[0]!) || !TIME.test(f[1]!)) reason = "times are not unix times";
-    else if (!NAMESPACE.test(f[2]!)) reason = `namespace "${f[2]}" is not a containerd namespace`;
-    else if (!DIGEST.test(f[3]!)) reason = `digest "${f[3]}" is not a sha256 digest`;
-    if (reason !== null) {
-      rejected.push({ lineNo: i + 1, line, reason });
-      return;
-    }
+  return parseLines(text, (f) => {
+    if (f.length !== 5) return "expected 5 fields: first last ns digest ref";
     const [first, last, ns, digest, ref] = f as [string, string, string, string, string];
-    const key = usageKey(ns, ref);
-    const prev = entries.get(key);
-    entries.set(key, {
-      ns,
-      ref,
-      digest,
-      firstSeen: Math.min(prev?.firstSeen ?? Infinity, Number(first)),
-      lastSeen: Math.max(prev?.lastSeen ?? 0, Number(last)),
-    });
-  });
-  return { entries, rejected };
+    if (!UNIX_TIME.test(first) || !UNIX_TIME.test(last)) return "times are not unix times";
+    if (!NAMESPACE.test(ns)) return `namespace "${ns}" is not a containerd namespace`;
+    if (!DIGEST.test(digest)) return `digest "${digest}" is not a sha256 digest`;
+    return [
+      usageKey(ns, ref),
+      { ns, ref, digest, firstSeen: Number(first), lastSeen: Number(last) },
+    ];
+  }, (prev, next) => ({
+    ...next,
+    firstSeen: Math.min(prev.firstSeen, next.firstSeen),
+    lastSeen: Math.max(prev.lastSeen, next.lastSeen),
+  }));
 }
 
 /** The file's text: sorted, one line per entry. */
 export function formatPinMemory(entries: Map<string, PinEntry>): string {
-  return [...entries.keys()].sort().map((key) => {
-    const e = entries.get(key)!;
-    return `${e.firstSeen} ${e.lastSeen} ${e.ns} ${e.digest} ${e.ref}\n`;
-  }).join("");
+  return formatLines(
+    entries,
+    (_, e) => `${e.firstSeen} ${e.lastSeen} ${e.ns} ${e.digest} ${e.ref}`,
+  );
 }
 
 /**
@@ -106,14 +98,7 @@ export function observePins(
 
 /** Forgets entries last seen before `cutoff`; returns how many. */
 export function expirePins(entries: Map<string, PinEntry>, cutoff: number): number {
-  let dropped = 0;
-  for (const [key, e] of entries) {
-    if (e.lastSeen < cutoff) {
-      entries.delete(key);
-      dropped++;
-    }
-  }
-  return dropped;
+  return expireEntries(entries, (e) => e.lastSeen, cutoff);
 }
 
 /**
@@ -137,15 +122,8 @@ export function rememberedSince(
 }
 
 /** Reads the file at `path`; a missing file is empty. Needs read access to the state dir. */
-export async function loadPinMemory(path: string): Promise<PinMemory> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { entries: new Map(), rejected: [] };
-    throw permissionHint(e, path, "read");
-  }
-  return parsePinMemory(text);
+export function loadPinMemory(path: string): Promise<PinMemory> {
+  return loadLines(path, parsePinMemory);
 }
 
 /** Writes the file atomically (see {@linkcode writeAtomic}). */

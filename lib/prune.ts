@@ -34,7 +34,7 @@ import { cleanContainers, cleanContent, type Lines, measureAfter } from "./prune
 import { pruneFamilies } from "./metric_families.ts";
 import { planDocument, planTable, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "./units.ts";
-import { loadUsageDb } from "./usage_db.ts";
+import { loadUsageDb, USAGE_FILE } from "./usage_db.ts";
 import { loadExtras, rememberPins } from "./memory.ts";
 
 export interface PruneOptions {
@@ -137,7 +137,7 @@ class PruneRun {
 
   /** One planning pass over the selected namespaces. */
   async pass(): Promise<Pass> {
-    const dbPath = join(this.opts.stateDir, "image_starts");
+    const dbPath = join(this.opts.stateDir, USAGE_FILE);
     const db = await loadUsageDb(dbPath);
     for (const r of db.rejected) {
       this.warn(`Ignoring line ${r.lineNo} of ${dbPath}: ${r.reason}: "${r.line}"`);

@@ -12,45 +12,37 @@
  *
  * @module
  */
-import { permissionHint, writeAtomic } from "./state_files.ts";
-import { type RejectedLine, safeToken, usageKey } from "./usage_db.ts";
+import {
+  expireEntries,
+  formatLines,
+  type LineFile,
+  loadLines,
+  NAMESPACE,
+  parseLines,
+  safeToken,
+  UNIX_TIME,
+  usageKey,
+} from "./line_file.ts";
+import { writeAtomic } from "./state_files.ts";
 
 export const PULLS_FILE = "image_pulls";
 
-export interface PullDb {
-  /** Last pull (unix seconds) keyed by {@linkcode usageKey}. */
-  entries: Map<string, number>;
-  rejected: RejectedLine[];
-}
-
-const TIME = /^\d{1,12}$/;
-const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** Last pull (unix seconds) keyed by {@linkcode usageKey}, and the corrupt lines. */
+export type PullDb = LineFile<number>;
 
 /** Parses the file's text. Corrupt lines are returned in `rejected`, never thrown. */
 export function parsePullDb(text: string): PullDb {
-  const entries = new Map<string, number>();
-  const rejected: RejectedLine[] = [];
-  text.split("\n").forEach((raw, i) => {
-    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (line === "") return;
-    const f = line.split(" ");
-    let reason: string | null = null;
-    if (f.length !== 3 || f.some((x) => x === "")) reason = "expected 3 fields: time ns ref";
-    else if (!TIME.test(f[0]!)) reason = `time "${f[0]}" is not a unix time`;
-    else if (!NAMESPACE.test(f[1]!)) reason = `namespace "${f[1]}" is not a containerd namespace`;
-    if (reason !== null) {
-      rejected.push({ lineNo: i + 1, line, reason });
-      return;
-    }
-    const key = usageKey(f[1]!, f[2]!);
-    entries.set(key, Math.max(entries.get(key) ?? 0, Number(f[0])));
-  });
-  return { entries, rejected };
+  return parseLines(text, (f) => {
+    if (f.length !== 3) return "expected 3 fields: time ns ref";
+    if (!UNIX_TIME.test(f[0]!)) return `time "${f[0]}" is not a unix time`;
+    if (!NAMESPACE.test(f[1]!)) return `namespace "${f[1]}" is not a containerd namespace`;
+    return [usageKey(f[1]!, f[2]!), Number(f[0])];
+  }, Math.max);
 }
 
 /** The file's text: sorted, one line per entry. */
 export function formatPullDb(entries: Map<string, number>): string {
-  return [...entries.keys()].sort().map((key) => `${entries.get(key)} ${key}\n`).join("");
+  return formatLines(entries, (key, time) => `${time} ${key}`);
 }
 
 /** Records a pull of `ref` in `ns` at `time` (the later time wins). False if unsafe to write. */
@@ -82,26 +74,12 @@ export function lastPullOf(
 
 /** Drops pulls older than `cutoff`; returns how many. */
 export function expirePulls(entries: Map<string, number>, cutoff: number): number {
-  let dropped = 0;
-  for (const [key, t] of entries) {
-    if (t < cutoff) {
-      entries.delete(key);
-      dropped++;
-    }
-  }
-  return dropped;
+  return expireEntries(entries, (t) => t, cutoff);
 }
 
 /** Reads the file at `path`; a missing file is empty. Needs read access to the state dir. */
-export async function loadPullDb(path: string): Promise<PullDb> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { entries: new Map(), rejected: [] };
-    throw permissionHint(e, path, "read");
-  }
-  return parsePullDb(text);
+export function loadPullDb(path: string): Promise<PullDb> {
+  return loadLines(path, parsePullDb);
 }
 
 /** Writes the file atomically (see {@linkcode writeAtomic}). */

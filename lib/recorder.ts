@@ -17,13 +17,14 @@ import { type Ctr, type CtrStream } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
 import { type Io, println } from "./io.ts";
+import { type RejectedLine, setAsideRejected } from "./line_file.ts";
 import { acquireLock } from "./lock.ts";
 import { recorderFamilies, type RecorderStats } from "./metric_families.ts";
 import { writeMetrics } from "./metrics.ts";
 import { expirePulls, loadPullDb, PULLS_FILE, recordPull, writePullDb } from "./pull_db.ts";
 import { writeAtomic } from "./state_files.ts";
 import { applyEvent, type ImageUse, unsafeText } from "./usage_event.ts";
-import { expire, formatUsageDb, loadUsageDb, type Usage } from "./usage_db.ts";
+import { expire, formatUsageDb, loadUsageDb, type Usage, USAGE_FILE } from "./usage_db.ts";
 
 export type { RecorderStats };
 
@@ -236,7 +237,7 @@ export class Recorder {
     this.#dirty = false;
     expire(this.entries, this.io.now() - this.opts.keepWindow);
     try {
-      await writeAtomic(join(this.opts.stateDir, "image_starts"), formatUsageDb(this.entries));
+      await writeAtomic(join(this.opts.stateDir, USAGE_FILE), formatUsageDb(this.entries));
       this.stats.writes++;
     } catch (e) {
       this.#dirty = true;
@@ -257,19 +258,12 @@ export class Recorder {
   }
 }
 
-/** Appends corrupt lines of `<state-dir>/<file>` to `<file>.rejected` so none is lost silently. */
-async function keepRejected(
-  stateDir: string,
-  lines: { lineNo: number; line: string; reason: string }[],
-  io: Io,
-  file = "image_starts",
-) {
+/** Moves corrupt lines of `<state-dir>/<file>` to `<file>.rejected` and says so on stderr. */
+async function keepRejected(stateDir: string, lines: RejectedLine[], io: Io, file: string) {
   if (lines.length === 0) return;
-  const path = join(stateDir, `${file}.rejected`);
-  const stamp = new Date(io.now() * 1000).toISOString();
-  const text = lines.map((r) => `# ${stamp} line ${r.lineNo}: ${r.reason}\n${r.line}\n`).join("");
-  await Deno.writeTextFile(path, text, { append: true, create: true });
-  println(io.stderr, `ERROR ${lines.length} corrupt lines of ${file} moved to ${path}`);
+  const path = join(stateDir, file);
+  await setAsideRejected(path, lines, io.now());
+  println(io.stderr, `ERROR ${lines.length} corrupt lines of ${file} moved to ${path}.rejected`);
 }
 
 /** Sleeps `ms` unless `signal` aborts first. */
@@ -293,8 +287,8 @@ export async function record(ctr: Ctr, opts: RecordOptions, io: Io): Promise<num
   const signal = io.signal ?? new AbortController().signal;
   const lock = await acquireLock(opts.stateDir, "record-image-starts");
   try {
-    const db = await loadUsageDb(join(opts.stateDir, "image_starts"));
-    await keepRejected(opts.stateDir, db.rejected, io);
+    const db = await loadUsageDb(join(opts.stateDir, USAGE_FILE));
+    await keepRejected(opts.stateDir, db.rejected, io, USAGE_FILE);
     const pulls = await loadPullDb(join(opts.stateDir, PULLS_FILE));
     await keepRejected(opts.stateDir, pulls.rejected, io, PULLS_FILE);
     const rec = new Recorder(ctr, opts, io, db.entries, pulls.entries);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { recorderCheck } from "./doctor.ts";
 import { type Io, println } from "./io.ts";
 import { alignColumns, isoTime } from "./text.ts";
-import { lastUse, loadUsageDb, type Usage } from "./usage_db.ts";
+import { lastUse, loadUsageDb, type Usage, USAGE_FILE } from "./usage_db.ts";
 import { permissionHint } from "./state_files.ts";
 import { loadPullDb, PULLS_FILE } from "./pull_db.ts";
 import { loadPinMemory, PINS_FILE } from "./pin_memory.ts";
@@ -24,7 +24,7 @@ export function shortAge(seconds: number): string {
 
 /** Prints the status; returns the exit code (1 when the DB cannot be read). Needs read on the state dir. */
 export async function status(stateDir: string, json: boolean, io: Io): Promise<number> {
-  const path = join(stateDir, "image_starts");
+  const path = join(stateDir, USAGE_FILE);
   const db = await loadUsageDb(path);
   const pullsPath = join(stateDir, PULLS_FILE);
   const pinsPath = join(stateDir, PINS_FILE);

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { mergeUsage, safeToken, type Usage, usageKey } from "./usage_db.ts";
+import { safeToken, usageKey } from "./line_file.ts";
+import { mergeUsage, type Usage } from "./usage_db.ts";
 
 /**
  * A use the recorder saw: `C` container created, `T`/`t` task started/exited, `V`/`v` image

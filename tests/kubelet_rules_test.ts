@@ -25,7 +25,8 @@ import { expirePulls, formatPullDb, lastPullOf, parsePullDb, recordPull } from "
 import { record, Recorder } from "../lib/recorder.ts";
 import { planDocument, planTable } from "../lib/report.ts";
 import { isoTime } from "../lib/text.ts";
-import { type Usage, usageKey } from "../lib/usage_db.ts";
+import { usageKey } from "../lib/line_file.ts";
+import type { Usage } from "../lib/usage_db.ts";
 import { fail, FakeCtr, ok } from "./fake_ctr.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 import { FakeIo } from "./fake_io.ts";

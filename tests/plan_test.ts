@@ -19,7 +19,8 @@ import {
   prunableSet,
   repositoryOf,
 } from "../lib/plan.ts";
-import { type Usage, usageKey } from "../lib/usage_db.ts";
+import { usageKey } from "../lib/line_file.ts";
+import type { Usage } from "../lib/usage_db.ts";
 
 const DAY = 86400;
 const NOW = 1_800_000_000;

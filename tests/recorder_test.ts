@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CtrError } from "../lib/errors.ts";
 import { record, Recorder, type RecordOptions } from "../lib/recorder.ts";
-import { NULL_TIME, parseUsageDb, type Usage, usageKey } from "../lib/usage_db.ts";
+import { usageKey } from "../lib/line_file.ts";
+import { NULL_TIME, parseUsageDb, type Usage } from "../lib/usage_db.ts";
 import { fail, FakeCtr, ok, type RunScript } from "./fake_ctr.ts";
 import { FakeIo } from "./fake_io.ts";
 

@@ -10,10 +10,9 @@ import {
   mergeUsage,
   NULL_TIME,
   parseUsageDb,
-  safeToken,
   type Usage,
-  usageKey,
 } from "../lib/usage_db.ts";
+import { safeToken, usageKey } from "../lib/line_file.ts";
 import { writeAtomic } from "../lib/state_files.ts";
 
 const REF_A = "docker.io/library/a:1";
