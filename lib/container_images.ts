@@ -45,7 +45,7 @@ export class CtrImageCache implements ImageCache {
   #snapshotParents = new Map<string, string>();
   /** `${ns} ${key}` → refs of the image an image volume's snapshot mounts. */
   #volumeRefs = new Map<string, string[]>();
-  /** `${ns} ${id}` → refs of a container without image, found through its snapshot. */
+  /** `${ns} ${id}` → refs of a container without image found through its snapshot (maybe none). */
   #snapshotRefs = new Map<string, string[]>();
 
   constructor(readonly ctr: Ctr, readonly onError: (text: string) => void) {}
@@ -108,7 +108,7 @@ export class CtrImageCache implements ImageCache {
     if (image === undefined) return undefined;
     if (image !== null) return [image];
     const refs = await this.#refsOfSnapshot(ns, id, fresh);
-    return this.#snapshotRefs.has(`${ns} ${id}`) ? refs : null;
+    return refs.length > 0 ? refs : null;
   }
 
   async volumeMounted(ns: string, key: string): Promise<string[]> {
@@ -177,7 +177,7 @@ export class CtrImageCache implements ImageCache {
 
   /**
    * The refs a container without `Image` (docker's) runs from, through its snapshot; looked up
-   * at start (`fresh`), remembered for its exit. Empty when none is found.
+   * at start (`fresh`), remembered for its exit, also when none is found (empty).
    */
   async #refsOfSnapshot(ns: string, id: string, fresh: boolean): Promise<string[]> {
     const key = `${ns} ${id}`;
@@ -185,7 +185,9 @@ export class CtrImageCache implements ImageCache {
     if (known !== undefined && !fresh) return known;
     try {
       const refs = await refsOfContainerSnapshot(this.ctr, ns, id, this.#seenSnapshots(ns, id));
-      if (refs.length > 0) this.#snapshotRefs.set(key, refs);
+      // Remembered also when empty: its exit then costs no second look-up that would find
+      // the same nothing (a failed look-up is not remembered, so the exit tries again).
+      this.#snapshotRefs.set(key, refs);
       return refs;
     } catch (e) {
       this.onError(`container ${ns} ${id}: cannot map its snapshot to an image: ${errorText(e)}`);

@@ -381,6 +381,36 @@ Deno.test("Recorder maps a docker container (no image) through its snapshot to i
   });
 });
 
+Deno.test("Recorder looks up a docker container whose snapshot leads to no image once, at start", async () => {
+  const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
+  const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
+  const { rec, io, ctr } = setup({
+    script: (args) => {
+      switch (args.join(" ")) {
+        case "-n moby content ls":
+          return ok(text("content_ls.txt"));
+        case "-n moby image ls":
+          return ok(text("image_ls.txt"));
+        case "-n moby snapshot --snapshotter overlayfs ls":
+          return ok(text("snapshot_ls.txt"));
+      }
+      return fail("unexpected\n");
+    },
+  });
+  const id = "f".repeat(64); // no snapshot of that key: no image to name
+  await rec.handleLine(line("/containers/create", { id, runtime: {} }, "moby", 0));
+  await rec.handleLine(line("/tasks/create", { container_id: id }, "moby", 0));
+  assert.equal(ctr.spawned, 3);
+  const exit = { container_id: id, id, exited_at: { seconds: T0 + 5 } };
+  await rec.handleLine(line("/tasks/exit", exit, "moby", 5));
+  assert.equal(ctr.spawned, 3, "its exit finds the same nothing without asking again");
+  assert.deepEqual(said(io), []);
+  assert.equal(rec.entries.size, 0);
+  // A new start looks again: the container may have been re-created meanwhile.
+  await rec.handleLine(line("/tasks/create", { container_id: id }, "moby", 10));
+  assert.equal(ctr.spawned, 6);
+});
+
 Deno.test("Recorder maps a docker run --rm already gone from snapshot ls (real 2.1.9 events)", async () => {
   const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
   const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
