@@ -23,8 +23,11 @@ import {
 export interface ImageCache {
   /** Learns from an event what it tells of containers and snapshots (no ctr call). */
   observe(event: CtrEvent): void;
-  /** Replaces what it knows of containers with `ctr container ls` of every namespace. */
-  resync(): Promise<void>;
+  /**
+   * Replaces what it knows of containers with `ctr container ls` of every namespace; returns
+   * the containers it did not know before.
+   */
+  resync(): Promise<{ ns: string; id: string }[]>;
   /**
    * The refs container `id` runs from: its image, or for a container without one (docker's)
    * the refs its snapshot leads to, looked up again when `fresh`. Null when it has none;
@@ -89,7 +92,7 @@ export class CtrImageCache implements ImageCache {
     }
   }
 
-  async resync(): Promise<void> {
+  async resync(): Promise<{ ns: string; id: string }[]> {
     const namespaces = parseNamespaces(await ctrOk(this.ctr, ["namespace", "ls", "-q"]));
     const lists = await Promise.all(
       namespaces.map(async (ns) => ({
@@ -97,10 +100,16 @@ export class CtrImageCache implements ImageCache {
         rows: parseContainerLs(await ctrOk(this.ctr, ["-n", ns, "container", "ls"])),
       })),
     );
+    const appeared: { ns: string; id: string }[] = [];
+    const known = new Set(this.images.keys());
     this.images.clear();
     for (const { ns, rows } of lists) {
-      for (const c of rows) this.images.set(`${ns} ${c.id}`, c.image);
+      for (const c of rows) {
+        if (!known.has(`${ns} ${c.id}`)) appeared.push({ ns, id: c.id });
+        this.images.set(`${ns} ${c.id}`, c.image);
+      }
     }
+    return appeared;
   }
 
   async refsOf(ns: string, id: string, fresh: boolean): Promise<string[] | null | undefined> {

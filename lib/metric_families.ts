@@ -15,6 +15,8 @@ export interface RecorderStats {
   writes: number;
   reconnects: number;
   lastEventTime: number | null;
+  /** Whether it follows containerd's events now (false while it reconnects). */
+  connected: boolean;
 }
 
 const KEEP_REASONS: Reason[] = [
@@ -107,6 +109,12 @@ export function recorderFamilies(s: RecorderStats, now: number): Family[] {
       "counter",
       "Times ctr event ended and the recorder reconnected.",
       s.reconnects,
+    ),
+    one(
+      "ctre_recorder_connected",
+      "gauge",
+      "1 while the recorder follows containerd's events, 0 while it cannot reach containerd.",
+      s.connected ? 1 : 0,
     ),
     one("ctre_recorder_db_writes_total", "counter", "Writes of the usage DB.", s.writes),
     one(

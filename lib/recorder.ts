@@ -17,6 +17,7 @@ import { type Ctr, type CtrStream } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
 import { type Io, println } from "./io.ts";
+import { parseTaskLs } from "./listings.ts";
 import { type RejectedLine, setAsideRejected } from "./line_file.ts";
 import { acquireLock } from "./lock.ts";
 import { recorderFamilies, type RecorderStats } from "./metric_families.ts";
@@ -52,6 +53,7 @@ export class Recorder {
     writes: 0,
     reconnects: 0,
     lastEventTime: null,
+    connected: false,
   };
   /** Which refs containers and image volumes run from. */
   readonly cache: ImageCache;
@@ -97,9 +99,29 @@ export class Recorder {
     println(this.io.stderr, `ERROR ${text}`);
   }
 
-  /** Replaces what it knows of containers with `ctr container ls` of every namespace. */
-  resync(): Promise<void> {
-    return this.cache.resync();
+  /**
+   * Replaces what it knows of containers with `ctr container ls` of every namespace. With
+   * `catchUp` (after a reconnect), a container it did not know that has a task now was started
+   * while no events reached it: its start is recorded at the current time, so the gap loses no
+   * use (a container created and gone within the gap still does).
+   */
+  async resync(catchUp = false): Promise<void> {
+    const appeared = await this.cache.resync();
+    if (!catchUp || appeared.length === 0) return;
+    const now = this.io.now();
+    for (const ns of new Set(appeared.map((c) => c.ns))) {
+      const r = await this.ctr.run(["-n", ns, "task", "ls"]);
+      if (r.code !== 0) {
+        this.#error(`cannot catch up on ${ns}: ${r.stderr.trim().split("\n").at(-1)}`);
+        continue;
+      }
+      const tasks = new Set(parseTaskLs(r.stdout).map((t) => t.id));
+      for (const c of appeared) {
+        if (c.ns !== ns || !tasks.has(c.id)) continue;
+        const refs = await this.cache.refsOf(ns, c.id, true);
+        if (refs !== undefined) this.#recordAll("T", now, ns, refs);
+      }
+    }
   }
 
   /** Applies one use to the DB and logs it. */
@@ -213,7 +235,7 @@ export class Recorder {
   async writeMetricsIfDue(): Promise<void> {
     if (!this.opts.metrics) return;
     const s = this.stats;
-    const signature = `${s.events} ${s.recorded} ${s.reconnects} ${s.writes}`;
+    const signature = `${s.events} ${s.recorded} ${s.reconnects} ${s.writes} ${s.connected}`;
     if (signature === this.#metricsSignature && this.io.now() - this.#metricsAt < 60) return;
     try {
       await writeMetrics(this.opts.stateDir, "ctre_recorder_", recorderFamilies(s, this.io.now()));
@@ -315,6 +337,7 @@ export async function record(ctr: Ctr, opts: RecordOptions, io: Io): Promise<num
 async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void> {
   let backoff = BACKOFF_START_S;
   let attempt = 0;
+  let connectedBefore = false;
   if (!rec.opts.quiet) println(io.stdout, "Listening for container start events");
   while (!signal.aborted) {
     const started = io.now();
@@ -332,10 +355,14 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
         await new Promise<void>((resolve, reject) => {
           const onAbortResync = () => resolve();
           signal.addEventListener("abort", onAbortResync, { once: true });
-          rec.resync().then(resolve, reject).finally(() =>
+          rec.resync(connectedBefore).then(resolve, reject).finally(() =>
             signal.removeEventListener("abort", onAbortResync)
           );
         });
+        if (!signal.aborted) {
+          connectedBefore = rec.stats.connected = true;
+          await rec.writeMetricsIfDue();
+        }
         for await (const line of s.lines) {
           if (signal.aborted) break;
           await rec.handleLine(line);
@@ -343,6 +370,7 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
       } finally {
         signal.removeEventListener("abort", onAbort);
         s.stop();
+        rec.stats.connected = false;
       }
       const end = await s.done;
       why = `ctr event ended with code ${end.code}${
@@ -360,6 +388,7 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
     attempt++;
     rec.stats.reconnects++;
     println(io.stderr, `ERROR ${why}; reconnecting in ${backoff}s (attempt ${attempt})`);
+    await rec.writeMetricsIfDue();
     await sleep(io, backoff * 1000, signal);
     backoff = Math.min(backoff * 2, BACKOFF_MAX_S);
   }

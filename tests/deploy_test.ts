@@ -47,7 +47,14 @@ function ctreMetrics(): Set<string> {
   };
   const families = [
     ...pruneFamilies([], outcome, 1, 1, 0),
-    ...recorderFamilies({ events: 0, recorded: 0, writes: 0, reconnects: 0, lastEventTime: 0 }, 1),
+    ...recorderFamilies({
+      events: 0,
+      recorded: 0,
+      writes: 0,
+      reconnects: 0,
+      lastEventTime: 0,
+      connected: true,
+    }, 1),
   ];
   return new Set(families.map((f) => f.name));
 }
@@ -59,7 +66,7 @@ function metricsIn(text: string): string[] {
 Deno.test("promtool check rules and promtool test rules pass", async () => {
   const check = await promtool(["check", "rules", RULES]);
   assert.equal(check.code, 0, check.output);
-  assert.match(check.output, /SUCCESS: 6 rules found/);
+  assert.match(check.output, /SUCCESS: 7 rules found/);
   const test = await promtool(["test", "rules", RULE_TESTS]);
   assert.equal(test.code, 0, test.output);
   assert.match(test.output, /SUCCESS/);
@@ -71,6 +78,7 @@ Deno.test("every alert has a unit test where it fires and one where it does not"
   assert.deepEqual(alerts, [
     "CtreRecorderDown",
     "CtreRecorderNotWriting",
+    "CtreRecorderDisconnected",
     "CtrePruneFailing",
     "CtrePruneNotRun",
     "CtreContentStoreOverBudget",

@@ -691,3 +691,79 @@ Deno.test("record() survives ctr event ending, reconnects, and writes the DB on 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("record() catches up on a container started while it reconnected, and says when it is connected", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ctre-record-" });
+  try {
+    const controller = new AbortController();
+    const row = (a: string, b: string, c: string) => `${a.padEnd(13)}${b.padEnd(36)}${c}\n`;
+    const ls = (...rows: [string, string][]) =>
+      row("CONTAINER", "IMAGE", "RUNTIME") +
+      rows.map(([id, image]) => row(id, image, "io.containerd.runc.v2")).join("");
+    let resyncs = 0;
+    const metrics = () => Deno.readTextFileSync(join(dir, "metrics", "ctre.prom"));
+    const seen: Record<string, string> = {};
+    const ctr = new FakeCtr(
+      (args) => {
+        switch (args.join(" ")) {
+          case "namespace ls -q":
+            return ok("default\n");
+          case "-n default container ls":
+            // The first connect knows "old"; "app3" was created and started in the gap.
+            return ok(
+              ++resyncs === 1
+                ? ls(["old", "docker.io/library/old:1"])
+                : ls(["old", "docker.io/library/old:1"], ["app3", REF]),
+            );
+          case "-n default task ls":
+            return ok(
+              "TASK    PID    STATUS    \nold     10     RUNNING\napp3    11     RUNNING\n",
+            );
+          case "-n default containers info probe":
+            seen.following = metrics();
+            return ok(info("probe", "docker.io/library/probe:1"));
+        }
+        return fail("ctr: unexpected\n");
+      },
+      () => {
+        if (resyncs === 1) seen.reconnecting = metrics();
+        return {
+          lines: resyncs === 0 ? [] : [line("/tasks/create", { container_id: "probe" }, "default")],
+          code: 1,
+          stderr: "ctr: rpc error: code = Unavailable desc = transport is closing\n",
+        };
+      },
+    );
+    const io = new FakeIo({ now: T0 });
+    const realSleep = io.sleep.bind(io);
+    io.sleep = (ms: number) => {
+      if (io.sleeps.length === 1) controller.abort(); // stop during the second backoff
+      return realSleep(ms);
+    };
+    io.signal = controller.signal;
+    const opts: RecordOptions = {
+      stateDir: dir,
+      quiet: false,
+      flushInterval: 3600,
+      keepWindow: 14 * DAY,
+      metrics: true,
+    };
+    assert.equal(await record(ctr, opts, io), 0);
+    assert.deepEqual(io.stderr.lines.filter((l) => !l.includes("reconnecting in")), []);
+    assert.equal(resyncs, 2);
+    // Only the container it did not know, at the time it caught up (after the 1 s backoff).
+    assert.deepEqual(said(io).filter((l) => l.startsWith("T ")), [
+      `T ${T0 + 1} default ${REF}`,
+      `T ${T0} default docker.io/library/probe:1`,
+    ]);
+    const db = parseUsageDb(await Deno.readTextFile(join(dir, "image_starts")));
+    assert.deepEqual(db.entries.get(usageKey("default", REF)), { start: T0 + 1, stop: null });
+    assert.equal(db.entries.has(usageKey("default", "docker.io/library/old:1")), false);
+    assert.match(seen.reconnecting!, /^ctre_recorder_connected 0$/m);
+    assert.match(seen.reconnecting!, /^ctre_recorder_reconnects_total 1$/m);
+    assert.match(seen.following!, /^ctre_recorder_connected 1$/m);
+    assert.match(metrics(), /^ctre_recorder_connected 0$/m, "disconnected at the end");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -246,10 +246,12 @@ Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) =
       await m.ok("systemctl start containerd.service");
       await m.ok("systemctl reset-failed ctre-prune.service");
       const before = (await startOf(m, "default", "ctre.test/app:1"))!;
-      // The same recorder process reconnects (no restart) and records again.
+      // The same recorder process reconnects (no restart) and records again. Its metrics said
+      // it lost containerd (reconnects ≥ 1) and now that it follows events again (connected 1).
       await waitFor("the recorder to reconnect", async () => {
         const r = await m.sh(
-          `grep -E '^ctre_recorder_reconnects_total [1-9]' ${SPOOL}/metrics/ctre.prom`,
+          `grep -qE '^ctre_recorder_reconnects_total [1-9]' ${SPOOL}/metrics/ctre.prom && ` +
+            `grep -qx 'ctre_recorder_connected 1' ${SPOOL}/metrics/ctre.prom`,
         );
         return r.code === 0 ? true : undefined;
       }, 60_000);
