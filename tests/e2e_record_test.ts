@@ -350,7 +350,9 @@ Deno.test({
       await d.waitFor("stderr", /^ERROR .*; reconnecting in 2s \(attempt 2\)$/m, 30_000);
       await c.startDaemon();
       // Most likely started while the daemon still waits to reconnect: its image then comes
-      // from the resync (`ctr container ls`), not from a /containers/create event.
+      // from the resync (`ctr container ls`), not from a /containers/create event, and its
+      // start from the catch-up after the reconnect (a task of a container it did not know).
+      const tAway = Date.now();
       await c.run("default", OLD, "c-away");
 
       await c.importImage("default", NEW, "rec-new");
@@ -369,6 +371,9 @@ Deno.test({
       assertWithin(n.start, t0, t1, "start of c-new");
       assertWithin(n.stop, t0, t1, "stop of c-new");
       assertWithin(db.entries.get(`default ${OLD}`)?.stop, t1, t2, "stop of c-away");
+      // Its start: by its event, or by the catch-up once the recorder was back (before c-new).
+      assertWithin(db.entries.get(`default ${OLD}`)?.start, tAway, t0, "start of c-away");
+      assert.match(d.stdout, new RegExp(`^T \\d+ default ${escape(OLD)}$`, "m"));
       assert.match(d.stdout, new RegExp(`^T \\d+ default ${escape(NEW)}$`, "m"));
       assert.match(d.stdout, new RegExp(`^t \\d+ default ${escape(OLD)}$`, "m"));
       assert.ok(!d.exited, "still running");
