@@ -125,18 +125,20 @@ export function systemCtr(address?: string): Ctr {
       return spawned;
     },
     async run(args) {
-      let out: Deno.CommandOutput;
+      let child: Deno.ChildProcess;
       try {
-        out = await command(args).output();
+        child = command(args).spawn();
       } catch (e) {
         throw spawnFailure(args, e);
       }
-      const decoder = new TextDecoder();
-      return {
-        code: out.code,
-        stdout: decoder.decode(out.stdout),
-        stderr: decoder.decode(out.stderr),
-      };
+      // Read as streams: at node scale `output()` spent ~110 ms of CPU reading one planning
+      // pass's 13 listings (0.8 MB), streams ~5 ms (deno --cpu-prof).
+      const [stdout, stderr, status] = await Promise.all([
+        new Response(child.stdout).text(),
+        new Response(child.stderr).text(),
+        child.status,
+      ]);
+      return { code: status.code, stdout, stderr };
     },
     stream(args) {
       let child: Deno.ChildProcess;

@@ -198,13 +198,22 @@ export function resolveUsers(input: LineageInput): Resolution {
   const needInfo: string[] = [];
   const usersOf = new Map<string, User[]>();
   const digestOfRef = new Map(input.images.map((i) => [i.ref, i.digest]));
-  const refsOf = new Map<string, string[]>();
-  for (const i of input.images) refsOf.set(i.digest, [...(refsOf.get(i.digest) ?? []), i.ref]);
+  /** Repository → the digests its refs name (built once: a node may have thousands). */
+  const digestsOfRepo = new Map<string | null, Set<string>>();
+  for (const i of input.images) {
+    const repo = repositoryOf(i.ref);
+    const set = digestsOfRepo.get(repo) ?? new Set<string>();
+    digestsOfRepo.set(repo, set.add(i.digest));
+  }
   const allDigests = [...new Set(input.images.map((i) => i.digest))];
   const chains = input.chains ?? new Map<string, Set<string>>();
   const imagesOfChain = new Map<string, string[]>();
   for (const [digest, set] of chains) {
-    for (const c of set) imagesOfChain.set(c, [...(imagesOfChain.get(c) ?? []), digest]);
+    for (const c of set) {
+      const list = imagesOfChain.get(c);
+      if (list === undefined) imagesOfChain.set(c, [digest]);
+      else list.push(digest);
+    }
   }
   const unknownChain = allDigests.filter((d) => !chains.has(d));
   const add = (digests: Iterable<string>, user: User) => {
@@ -314,9 +323,9 @@ export function resolveUsers(input: LineageInput): Resolution {
       // A tag moved to an image with the same layers (a rebuild that changed only its config):
       // the old digest of that repository has the same chain, and only CRI's record can tell
       // which of them runs. Without one, keep them all.
-      const repo = repositoryOf(c.image!);
+      const ofRepo = digestsOfRepo.get(repositoryOf(c.image!));
       const siblings = (imagesOfChain.get(lin.chain) ?? []).filter((d) =>
-        d !== named && (refsOf.get(d) ?? []).some((r) => repositoryOf(r) === repo)
+        d !== named && ofRepo !== undefined && ofRepo.has(d)
       );
       if (siblings.length > 0) {
         const cri = byCriRecord(info);
