@@ -34,6 +34,7 @@ export interface User {
 const LABEL_CONFIG = "containerd.io/gc.ref.content.config";
 const LABEL_MANIFEST = /^containerd\.io\/gc\.ref\.content\.m\./;
 const LABEL_SNAPSHOT = /^containerd\.io\/gc\.ref\.snapshot\.(.+)$/;
+const SNAPSHOT_PREFIX = "containerd.io/gc.ref.snapshot.";
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 export const MOBY_DANGLING = "moby-dangling@";
 /** The label dockerd puts on its containers. */
@@ -72,6 +73,7 @@ export function snapshottersOf(content: Map<string, ContentBlob>): string[] {
   const names = new Set<string>();
   for (const blob of content.values()) {
     for (const key of blob.labels.keys()) {
+      if (!key.startsWith(SNAPSHOT_PREFIX)) continue; // most keys: no regex run
       const m = LABEL_SNAPSHOT.exec(key);
       if (m?.[1]) names.add(m[1]);
     }
@@ -96,8 +98,12 @@ const LABEL_NUMBERED = /^containerd\.io\/gc\.ref\.content\.\d+$/;
 
 function snapshotLabel(blob: ContentBlob | undefined): string | undefined {
   if (blob === undefined) return undefined;
-  const label = [...blob.labels].find(([k]) => LABEL_SNAPSHOT.test(k));
-  return label && DIGEST.test(label[1]) ? label[1] : undefined;
+  for (const [k, v] of blob.labels) {
+    if (k.startsWith(SNAPSHOT_PREFIX) && LABEL_SNAPSHOT.test(k)) {
+      return DIGEST.test(v) ? v : undefined;
+    }
+  }
+  return undefined;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
