@@ -329,10 +329,8 @@ export function resolveUsers(input: LineageInput): Resolution {
       // A tag moved to an image with the same layers (a rebuild that changed only its config):
       // the old digest of that repository has the same chain, and only CRI's record can tell
       // which of them runs. Without one, keep them all.
-      const ofRepo = digestsOfRepo.get(repositoryOf(c.image!));
-      const siblings = (imagesOfChain.get(lin.chain) ?? []).filter((d) =>
-        d !== named && ofRepo !== undefined && ofRepo.has(d)
-      );
+      const ofRepo = digestsOfRepo.get(repositoryOf(c.image!)) ?? [];
+      const siblings = [...ofRepo].filter((d) => d !== named && chains.get(d)?.has(lin.chain));
       if (siblings.length > 0) {
         const cri = byCriRecord(info);
         if (cri.length > 0) add(cri, { id: c.id, how: "cri-record" });
