@@ -342,24 +342,28 @@ Deno.test("Recorder resync() learns containers so task events need no lookup", a
   assert.deepEqual(said(io), [`T ${T0} ${NS} ${REF}`, `T ${T0} default NO_IMAGE_REF`]);
 });
 
+/** A file of the live docker 2.1.9 capture (tests/testdata/lineage/docker-2.1). */
+function dockerText(name: string): string {
+  return Deno.readTextFileSync(new URL(`./testdata/lineage/docker-2.1/${name}`, import.meta.url));
+}
+
+/** ctr answering the moby listings a docker container's snapshot look-up asks for. */
+const dockerListings: RunScript = (args) => {
+  switch (args.join(" ")) {
+    case "-n moby content ls":
+      return ok(dockerText("content_ls.txt"));
+    case "-n moby image ls":
+      return ok(dockerText("image_ls.txt"));
+    case "-n moby snapshot --snapshotter overlayfs ls":
+      return ok(dockerText("snapshot_ls.txt"));
+  }
+  return fail("unexpected\n");
+};
+
 Deno.test("Recorder maps a docker container (no image) through its snapshot to its refs", async () => {
-  const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
-  const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
-  const ps = text("docker_ps.txt").split("\n").slice(1).map((l) => l.split(/\s+/));
+  const ps = dockerText("docker_ps.txt").split("\n").slice(1).map((l) => l.split(/\s+/));
   const stopped = ps.find((p) => p[1] === "docker.io/library/stop:1")![0]!;
-  const { rec, io, ctr } = setup({
-    script: (args) => {
-      switch (args.join(" ")) {
-        case "-n moby content ls":
-          return ok(text("content_ls.txt"));
-        case "-n moby image ls":
-          return ok(text("image_ls.txt"));
-        case "-n moby snapshot --snapshotter overlayfs ls":
-          return ok(text("snapshot_ls.txt"));
-      }
-      return fail("unexpected\n");
-    },
-  });
+  const { rec, io, ctr } = setup({ script: dockerListings });
   await rec.handleLine(line("/containers/create", { id: stopped, runtime: {} }, "moby", 0));
   await rec.handleLine(line("/tasks/create", { container_id: stopped }, "moby", 0));
   await rec.handleLine(
@@ -382,21 +386,7 @@ Deno.test("Recorder maps a docker container (no image) through its snapshot to i
 });
 
 Deno.test("Recorder looks up a docker container whose snapshot leads to no image once, at start", async () => {
-  const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
-  const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
-  const { rec, io, ctr } = setup({
-    script: (args) => {
-      switch (args.join(" ")) {
-        case "-n moby content ls":
-          return ok(text("content_ls.txt"));
-        case "-n moby image ls":
-          return ok(text("image_ls.txt"));
-        case "-n moby snapshot --snapshotter overlayfs ls":
-          return ok(text("snapshot_ls.txt"));
-      }
-      return fail("unexpected\n");
-    },
-  });
+  const { rec, io, ctr } = setup({ script: dockerListings });
   const id = "f".repeat(64); // no snapshot of that key: no image to name
   await rec.handleLine(line("/containers/create", { id, runtime: {} }, "moby", 0));
   await rec.handleLine(line("/tasks/create", { container_id: id }, "moby", 0));
@@ -412,23 +402,9 @@ Deno.test("Recorder looks up a docker container whose snapshot leads to no image
 });
 
 Deno.test("Recorder maps a docker run --rm already gone from snapshot ls (real 2.1.9 events)", async () => {
-  const dir = new URL("./testdata/lineage/docker-2.1/", import.meta.url);
-  const text = (name: string) => Deno.readTextFileSync(new URL(name, dir));
-  const { rec, io } = setup({
-    quiet: false,
-    script: (args) => {
-      switch (args.join(" ")) {
-        case "-n moby content ls":
-          return ok(text("content_ls.txt"));
-        case "-n moby image ls":
-          return ok(text("image_ls.txt"));
-        case "-n moby snapshot --snapshotter overlayfs ls":
-          return ok(text("snapshot_ls.txt")); // captured before the run: no such container
-      }
-      return fail("unexpected\n");
-    },
-  });
-  for (const l of text("events_run_rm.txt").split("\n").filter((l) => l !== "")) {
+  // Its snapshot ls was captured before the run: no such container.
+  const { rec, io } = setup({ quiet: false, script: dockerListings });
+  for (const l of dockerText("events_run_rm.txt").split("\n").filter((l) => l !== "")) {
     await rec.handleLine(l);
   }
   const lines = said(io).filter((l) => !l.startsWith("D "));
