@@ -10,20 +10,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
+import { PRUNE_NOW, runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
 import { containerdVersion, type CriNode, withCri } from "./support/cri.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PRUNE = [
-  "prune",
-  "--force",
-  "--json",
-  "--min-age",
-  "0",
-  "--used-within",
-  "0",
-  "--double-check",
-  "0",
+  ...PRUNE_NOW,
   "--no-container-cleanup",
   "-n",
   "k8s.io",

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withContainerd } from "./support/containerd.ts";
-import { runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
+import { PRUNE_NOW, runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
 import { dockerUnavailable, type TestDockerd, withDockerd } from "./support/dockerd.ts";
 import { buildOciImage } from "./support/oci_image.ts";
 
@@ -124,20 +124,7 @@ Deno.test({
           });
 
           await t.step("prune --force removes only the unused image", async () => {
-            const r = await runCtre(
-              [
-                "prune",
-                "--force",
-                "--json",
-                "--min-age",
-                "0",
-                "--used-within",
-                "0",
-                "--double-check",
-                "0",
-              ],
-              opts,
-            );
+            const r = await runCtre(PRUNE_NOW, opts);
             assert.equal(r.code, 0, r.stderr);
             const doc = JSON.parse(r.stdout) as { images: JsonImage[] };
             const byRef = (ref: string) => doc.images.find((i) => i.refs.includes(ref))!;

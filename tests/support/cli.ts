@@ -9,6 +9,19 @@ import { permissionFlags } from "../../lib/permissions.ts";
 
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 
+/** A forced prune that judges by use alone: no minimum age, no usage window, no double check. */
+export const PRUNE_NOW = [
+  "prune",
+  "--force",
+  "--json",
+  "--min-age",
+  "0",
+  "--used-within",
+  "0",
+  "--double-check",
+  "0",
+];
+
 export interface CliResult {
   code: number;
   stdout: string;
