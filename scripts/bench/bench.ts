@@ -764,8 +764,6 @@ async function report(
   };
   // Both sides timed the same way: as whole processes from outside (the driver's Deno start-up
   // counts against ctre, as the shell's does against the baseline).
-  const rmRatio = rmBase.wallMs / rmCtreM.wallMs;
-  const cleanRatio = cleanBase.wallMs / cleanCtreM.wallMs;
   const perCtr = (cpu: number, calls: number) => `${ms(cpu)} (${ms(cpu / calls)} each)`;
   /** CPU of every process on the machine during a step, and how many cores that kept busy. */
   const machine = (cpu: number, wall: number) =>
@@ -779,10 +777,6 @@ async function report(
   const planKinds = [...callKinds].sort((a, b) => sum(b[1]) - sum(a[1])).map(([kind, cpus]) =>
     `${cpus.length} × \`${kind}\` ${ms(sum(cpus))}`
   );
-  const rmCtreCtrCpu = ctrCpu(rmCtreM, rmCtre.processCpuMs);
-  const rmBaseCtrCpu = ctrCpu(rmBase, 0);
-  const cleanCtreCtrCpu = ctrCpu(cleanCtreM, cleanCtre.processCpuMs);
-  const cleanBaseCtrCpu = ctrCpu(cleanBase, 0);
   /** The ctr floor of a step: its ctr processes, each at least a \`ctr --version\`'s CPU. */
   const floor = (calls: number) =>
     `ctr floor: ${calls} × ${ms(ctrStartCpuMs)} = ${ms(calls * ctrStartCpuMs)} CPU`;
@@ -866,36 +860,14 @@ async function report(
         )
       }`,
     ],
-    [
+    ...comparison(
       `remove ${removalRefs.length} images sharing one layer: ctre (\`removeImages\`, ≤ 100 refs per ctr)`,
-      `${ms(rmCtreM.wallMs)} (step ${ms(rmCtre.wallMs)})`,
-      `${rmCtre.spawned}`,
-      perCtr(rmCtreCtrCpu, rmCtre.spawned),
-      ms(rmCtre.cpuMs),
-      machine(rmCtreM.machineCpuMs, rmCtreM.wallMs),
-      mb(rmCtreM.maxRssKb),
-      floor(rmCtre.spawned),
-    ],
-    [
+      rmCtreM,
+      rmCtre,
       `remove ${removalRefs.length} images: one \`ctr image rm\` per image`,
-      ms(rmBase.wallMs),
-      `${rmBase.ctrCalls}`,
-      perCtr(rmBaseCtrCpu, rmBase.ctrCalls),
-      "",
-      machine(rmBase.machineCpuMs, rmBase.wallMs),
-      mb(rmBase.maxRssKb),
-      floor(rmBase.ctrCalls),
-    ],
-    [
-      "… ratio",
-      `**${rmRatio.toFixed(1)}× faster**`,
-      `${(rmBase.ctrCalls / Math.max(1, rmCtre.spawned)).toFixed(0)}× fewer`,
-      `${(rmBaseCtrCpu / Math.max(1, rmCtreCtrCpu)).toFixed(1)}× less`,
-      "",
-      "",
-      "",
-      `≥ 10×: ${verdict("removing 500 images ≥ 10× faster than one ctr per image", rmRatio >= 10)}`,
-    ],
+      rmBase,
+      { min: 10, what: "removing 500 images ≥ 10× faster than one ctr per image" },
+    ),
     [
       `remove ${removalRefs.length} images: ctre without the last-second re-read`,
       `${ms(rmNoCheckM.wallMs)} (step ${ms(rmNoCheck.wallMs)})`,
@@ -928,41 +900,18 @@ async function report(
       `${floor(contentGuard.spawned)}; the never-unpacked images still run: ` +
       verdict("guarded content prune keeps never-unpacked images runnable", guardOk),
     ],
-    [
+    ...comparison(
       `clean up ${stopped.length} stopped containers, 3 namespaces: ctre (\`cleanupContainers\`)`,
-      `${ms(cleanCtreM.wallMs)} (step ${ms(cleanCtre.wallMs)})`,
-      `${cleanCtre.spawned}`,
-      perCtr(cleanCtreCtrCpu, cleanCtre.spawned),
-      ms(cleanCtre.cpuMs),
-      machine(cleanCtreM.machineCpuMs, cleanCtreM.wallMs),
-      mb(cleanCtreM.maxRssKb),
-      floor(cleanCtre.spawned),
-    ],
-    [
+      cleanCtreM,
+      cleanCtre,
       `clean up: as the original, \`info\` + \`rm\` of all ${containers.length} containers`,
-      ms(cleanBase.wallMs),
-      `${cleanBase.ctrCalls}`,
-      perCtr(cleanBaseCtrCpu, cleanBase.ctrCalls),
-      "",
-      machine(cleanBase.machineCpuMs, cleanBase.wallMs),
-      mb(cleanBase.maxRssKb),
-      floor(cleanBase.ctrCalls),
-    ],
-    [
-      "… ratio",
-      `**${cleanRatio.toFixed(2)}× faster**`,
-      `${(cleanBase.ctrCalls / Math.max(1, cleanCtre.spawned)).toFixed(1)}× fewer`,
-      `${(cleanBaseCtrCpu / Math.max(1, cleanCtreCtrCpu)).toFixed(1)}× less`,
-      "",
-      "",
-      "",
-      `≥ 2×: ${
-        verdict(
+      cleanBase,
+      {
+        min: 2,
+        what:
           "cleaning up 150 stopped containers ≥ 2× faster than the original's info + rm of every container",
-          cleanRatio >= 2,
-        )
-      }`,
-    ],
+      },
+    ),
     ...comparison(
       `remove ${layered.layeredCount} two-layer images sharing no layer: ctre`,
       layered.layeredCtreM,
