@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { repositoryOf } from "./plan.ts";
+import { repositoryOf } from "./lineage.ts";
 
 export interface LatestCandidate {
   digest: string;
@@ -27,7 +27,11 @@ export function newestPerRepository(images: readonly LatestCandidate[], n: numbe
   const byRepo = new Map<string, LatestCandidate[]>();
   for (const image of images) {
     const repos = new Set(image.refs.map(repositoryOf).filter((r) => r !== null));
-    for (const repo of repos) byRepo.set(repo, [...(byRepo.get(repo) ?? []), image]);
+    for (const repo of repos) {
+      const group = byRepo.get(repo);
+      if (group === undefined) byRepo.set(repo, [image]);
+      else group.push(image);
+    }
   }
   for (const group of byRepo.values()) {
     const ordered = [...group].sort((a, b) =>

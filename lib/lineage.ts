@@ -40,9 +40,9 @@ export const MOBY_DANGLING = "moby-dangling@";
 /** The label dockerd puts on its containers. */
 const DOCKER_LABEL = "com.docker/engine.bundle.path";
 
-/** The repository of a ref (without `@digest` and `:tag`); null for `sha256:…`. */
-function repositoryOf(ref: string): string | null {
-  if (/^sha256:[0-9a-f]{64}$/.test(ref)) return null;
+/** The repository part of a ref: without `@digest` and without `:tag`; null for `sha256:…`. */
+export function repositoryOf(ref: string): string | null {
+  if (DIGEST.test(ref)) return null;
   const at = ref.indexOf("@");
   if (at >= 0) return ref.slice(0, at);
   const colon = ref.lastIndexOf(":");

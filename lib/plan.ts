@@ -9,7 +9,7 @@ import type { NamespaceSnapshot } from "./inventory.ts";
 import { newestPerRepository } from "./keep_latest.ts";
 import { type PinEntry, rememberedSince } from "./pin_memory.ts";
 import { lastPullOf } from "./pull_db.ts";
-import { resolveUsers, type User } from "./lineage.ts";
+import { repositoryOf, resolveUsers, type User } from "./lineage.ts";
 import { lastUse, lastUseOf, type Usage } from "./usage_db.ts";
 
 export type Reason =
@@ -99,14 +99,7 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-/** The repository part of a ref: without `@digest` and without `:tag`; null for `sha256:…`. */
-export function repositoryOf(ref: string): string | null {
-  if (/^sha256:[0-9a-f]{64}$/.test(ref)) return null;
-  const at = ref.indexOf("@");
-  if (at >= 0) return ref.slice(0, at);
-  const colon = ref.lastIndexOf(":");
-  return colon > ref.lastIndexOf("/") ? ref.slice(0, colon) : ref;
-}
+export { repositoryOf };
 
 /** Decides every image of one namespace. */
 export function planNamespace(
@@ -127,28 +120,22 @@ export function planNamespace(
   const usersOf = resolved.usersOf;
   const patterns = policy.keep.map((p) => ({ p, re: globToRegExp(p) }));
   const pulls = extras.pulls ?? new Map<string, number>();
+  const pins = extras.pins ?? new Map<string, PinEntry>();
   const pinCutoff = policy.now - (extras.pinMemory ?? DEFAULT_PIN_MEMORY);
-  const newest = newestPerRepository(
-    [...byDigest].map(([digest, group]) => {
-      const refs = group.map((i) => i.ref);
-      const used = lastUseOf(usage, snap.ns, refs);
-      const pulled = lastPullOf(pulls, snap.ns, refs);
-      const uses = [used ? lastUse(used) : null, pulled].filter((t) => t !== null);
-      return {
-        digest,
-        refs,
-        ageSeconds: snap.content.get(digest)?.ageSeconds ?? null,
-        lastUse: uses.length ? Math.max(...uses) : null,
-      };
-    }),
-    extras.keepLatest ?? 0,
-  );
-  const images: ImagePlan[] = [];
-  for (const [digest, group] of byDigest) {
+  // Each image's refs and recorded use, worked out once for --keep-latest and the decision.
+  const candidates = [...byDigest].map(([digest, group]) => {
     const refs = group.map((i) => i.ref).sort();
-    const blob = snap.content.get(digest);
     const used = lastUseOf(usage, snap.ns, refs);
     const pulled = lastPullOf(pulls, snap.ns, refs);
+    const uses = [used ? lastUse(used) : null, pulled].filter((t) => t !== null);
+    const lastUsed = uses.length ? Math.max(...uses) : null;
+    const ageSeconds = snap.content.get(digest)?.ageSeconds ?? null;
+    return { digest, group, refs, used, pulled, lastUse: lastUsed, ageSeconds };
+  });
+  const newest = newestPerRepository(candidates, extras.keepLatest ?? 0);
+  const images: ImagePlan[] = [];
+  for (const { digest, group, refs, used, pulled, lastUse: lastUsed } of candidates) {
+    const blob = snap.content.get(digest);
     const base = {
       ns: snap.ns,
       digest,
@@ -168,11 +155,11 @@ export function planNamespace(
       ...extra,
     });
     const users = usersOf.get(digest);
-    const pinned = group.some((i) =>
-      [...PINNED_LABELS].some(([k, v]) => i.labels.has(k) && (v === null || i.labels.get(k) === v))
-    );
+    const pinned = group.some((i) => pinnedByLabel(i.labels));
     const pattern = patterns.find(({ re }) => refs.some((r) => re.test(r)))?.p;
-    const pinSince = remembered(extras.pins, snap.ns, digest, refs, pinCutoff);
+    const pinSince = users || pinned
+      ? null
+      : rememberedSince(pins, snap.ns, digest, refs, pinCutoff);
     if (users) {
       const sorted = [...users].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
       images.push(
@@ -192,9 +179,8 @@ export function planNamespace(
       images.push(keep("kept-by-pattern", { pattern }));
     } else if (newest.has(digest)) {
       images.push(keep("kept-latest"));
-    } else if (used && lastUse(used) >= policy.now - policy.usedWithin) {
-      images.push(keep("recently-used"));
-    } else if (pulled !== null && pulled >= policy.now - policy.usedWithin) {
+    } else if (lastUsed !== null && lastUsed >= policy.now - policy.usedWithin) {
+      // A start, stop or pull within the window.
       images.push(keep("recently-used"));
     } else if (base.ageSeconds === null || base.ageSeconds < policy.minAge) {
       images.push(keep("too-young"));
@@ -204,16 +190,6 @@ export function planNamespace(
   }
   images.sort((a, b) => a.refs[0]! < b.refs[0]! ? -1 : a.refs[0]! > b.refs[0]! ? 1 : 0);
   return { images, warnings };
-}
-
-function remembered(
-  pins: Map<string, PinEntry> | undefined,
-  ns: string,
-  digest: string,
-  refs: string[],
-  cutoff: number,
-): number | null {
-  return pins === undefined ? null : rememberedSince(pins, ns, digest, refs, cutoff);
 }
 
 /** The key of one image decision across passes. */
