@@ -64,8 +64,10 @@ export class CtrImageCache implements ImageCache {
       }
       case "/containers/delete": {
         const id = field(p, "id");
-        if (id !== undefined) this.images.delete(`${e.ns} ${id}`);
-        if (id !== undefined) this.#snapshotRefs.delete(`${e.ns} ${id}`);
+        if (id !== undefined) {
+          this.images.delete(`${e.ns} ${id}`);
+          this.#snapshotRefs.delete(`${e.ns} ${id}`);
+        }
         return;
       }
       case "/snapshot/prepare": {

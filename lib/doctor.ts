@@ -77,7 +77,7 @@ async function ctrChecks(ctr: Ctr, address: string | undefined, now: number): Pr
   }
   const where = address ?? "ctr's default socket (or CONTAINERD_ADDRESS)";
   const r = await ctr.run(["version"]);
-  const server = /Server:[\s\S]*?Version:\s*(\S+)/.exec(r.stdout)?.[1];
+  const server = serverVersion(r.stdout);
   checks.push(
     r.code === 0
       ? {
@@ -154,6 +154,11 @@ export async function recorderCheck(stateDir: string): Promise<Check> {
     : { name: "recorder", status: "ok", detail: `running (${holder})` };
 }
 
+/** The server's version in `ctr version` output, if it answered. */
+function serverVersion(stdout: string): string | undefined {
+  return /Server:[\s\S]*?Version:\s*(\S+)/.exec(stdout)?.[1];
+}
+
 /** The socket of k3s's and RKE2's embedded containerd. */
 export const K3S_SOCKET = "/run/k3s/containerd/containerd.sock";
 
@@ -173,7 +178,7 @@ export async function k3sSocketCheck(ctr: Ctr): Promise<Check> {
   if (r.code !== 0) {
     return { name, status: "info", detail: `no containerd answers at ${K3S_SOCKET} either` };
   }
-  const server = /Server:[\s\S]*?Version:\s*(\S+)/.exec(r.stdout)?.[1];
+  const server = serverVersion(r.stdout);
   return {
     name,
     status: "warn",

@@ -46,7 +46,11 @@ export function pinnedImages(
   const out: { ns: string; digest: string; refs: string[] }[] = [];
   for (const snap of snaps) {
     const byDigest = new Map<string, typeof snap.images>();
-    for (const i of snap.images) byDigest.set(i.digest, [...(byDigest.get(i.digest) ?? []), i]);
+    for (const i of snap.images) {
+      const group = byDigest.get(i.digest);
+      if (group === undefined) byDigest.set(i.digest, [i]);
+      else group.push(i);
+    }
     for (const [digest, group] of byDigest) {
       if (group.some((i) => pinnedByLabel(i.labels))) {
         out.push({ ns: snap.ns, digest, refs: group.map((i) => i.ref).sort() });

@@ -12,7 +12,7 @@
  * @module
  */
 import { join } from "node:path";
-import { CtrImageCache, type ImageCache } from "./container_images.ts";
+import { CtrImageCache } from "./container_images.ts";
 import { type Ctr, type CtrStream } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
@@ -56,8 +56,7 @@ export class Recorder {
     connected: false,
   };
   /** Which refs containers and image volumes run from. */
-  readonly cache: ImageCache;
-  readonly #ctrCache: CtrImageCache;
+  readonly cache: CtrImageCache;
   /** Last pull (image ref created or updated) by usageKey, written to `image_pulls`. */
   readonly pulls: Map<string, number>;
   #topics = new Set<string>();
@@ -73,13 +72,12 @@ export class Recorder {
   ) {
     this.entries = entries;
     this.pulls = pulls;
-    this.#ctrCache = new CtrImageCache(ctr, (text) => this.#error(text));
-    this.cache = this.#ctrCache;
+    this.cache = new CtrImageCache(ctr, (text) => this.#error(text));
   }
 
   /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
   get images(): Map<string, string | null> {
-    return this.#ctrCache.images;
+    return this.cache.images;
   }
 
   /** Makes the next flush rewrite `image_pulls` (e.g. to drop corrupt lines set aside). */
