@@ -24,9 +24,9 @@ const INFO_CONCURRENCY = 4;
 /** The label that marks a Kubernetes container (its pod name). */
 const POD_LABEL = "io.kubernetes.pod.name";
 /** The label containerd's CRI plugin puts on its sandboxes and containers (kubelet's). */
-export const CRI_KIND_LABEL = "io.cri-containerd.kind";
+const CRI_KIND_LABEL = "io.cri-containerd.kind";
 /** Why a kubelet container is left alone (Kubernetes: external container GC confuses kubelet). */
-export const KUBELET_KEEP_WHY = "managed by kubelet";
+const KUBELET_KEEP_WHY = "managed by kubelet";
 /** At most this many `ctr containers rm` at once, each given at least RM_MIN_PER_PROCESS. */
 const RM_CONCURRENCY = 4;
 const RM_MIN_PER_PROCESS = 10;

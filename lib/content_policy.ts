@@ -8,7 +8,7 @@
  */
 
 /** Docker's namespace with the containerd image store. */
-export const MOBY_NAMESPACE = "moby";
+const MOBY_NAMESPACE = "moby";
 
 /** Why content prune skips namespace moby by default (printed and in the JSON document). */
 export const MOBY_CONTENT_PRUNE_SKIPPED =

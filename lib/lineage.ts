@@ -36,7 +36,7 @@ const LABEL_MANIFEST = /^containerd\.io\/gc\.ref\.content\.m\./;
 const LABEL_SNAPSHOT = /^containerd\.io\/gc\.ref\.snapshot\.(.+)$/;
 const SNAPSHOT_PREFIX = "containerd.io/gc.ref.snapshot.";
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-export const MOBY_DANGLING = "moby-dangling@";
+const MOBY_DANGLING = "moby-dangling@";
 /** The label dockerd puts on its containers. */
 const DOCKER_LABEL = "com.docker/engine.bundle.path";
 

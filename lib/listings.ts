@@ -169,7 +169,7 @@ export function parseContainerInfo(text: string): ContainerInfo {
 }
 
 /** The extension in which containerd's CRI plugin records a container's metadata. */
-export const CRI_METADATA_EXTENSION = "io.cri-containerd.container.metadata";
+const CRI_METADATA_EXTENSION = "io.cri-containerd.container.metadata";
 
 /**
  * `ImageRef` from CRI's metadata extension: an Any whose `value` is base64 of JSON

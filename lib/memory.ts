@@ -40,7 +40,7 @@ export async function loadExtras(
 }
 
 /** The images of `snaps` pinned by label now, each with every ref of its digest. */
-export function pinnedImages(
+function pinnedImages(
   snaps: NamespaceSnapshot[],
 ): { ns: string; digest: string; refs: string[] }[] {
   const out: { ns: string; digest: string; refs: string[] }[] = [];
