@@ -59,17 +59,41 @@ const LINEAGE_CONCURRENCY = 4;
 
 /** Content, images and containers of one namespace, and what its containers run from. */
 export async function snapshotNamespace(ctr: Ctr, ns: string): Promise<NamespaceSnapshot> {
-  const content = parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]));
+  const content = await listContent(ctr, ns);
   const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
   const containers = parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"]));
-  const snap: NamespaceSnapshot = {
-    ns,
-    images,
-    content: new Map(content.map((b) => [b.digest, b])),
-    containers,
-  };
+  const snap: NamespaceSnapshot = { ns, images, content, containers };
   if (images.length > 0) await addLineage(ctr, snap);
   return snap;
+}
+
+/** `ctr content ls` of `ns`, by digest. */
+async function listContent(ctr: Ctr, ns: string): Promise<Map<string, ContentBlob>> {
+  const blobs = parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]));
+  return new Map(blobs.map((b) => [b.digest, b]));
+}
+
+/**
+ * `ctr snapshot ls` of each of `snapshotters`, or of containerd's default one when none is
+ * named (its failure throws). A named snapshotter whose listing fails gives a line in `errors`.
+ */
+async function listSnapshots(
+  run: (args: string[]) => Promise<string>,
+  snapshotters: string[],
+): Promise<{ snapshots: SnapshotRow[]; errors: string[] }> {
+  if (snapshotters.length === 0) {
+    return { snapshots: parseSnapshotLs(await run(["snapshot", "ls"])), errors: [] };
+  }
+  const snapshots: SnapshotRow[] = [];
+  const errors: string[] = [];
+  for (const s of snapshotters) {
+    try {
+      snapshots.push(...parseSnapshotLs(await run(["snapshot", "--snapshotter", s, "ls"])));
+    } catch (e) {
+      errors.push(`ctr snapshot ls of snapshotter ${s} failed: ${errorText(e)}`);
+    }
+  }
+  return { snapshots, errors };
 }
 
 /** Lists what {@linkcode resolveUsers} needs beyond the three listings. */
@@ -81,20 +105,7 @@ async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
     return ctrOk(ctr, ["-n", ns, ...args]);
   };
   // Snapshots after containers: a container created meanwhile shows as an unclaimed snapshot.
-  const snapshotters = snapshottersOf(snap.content);
-  const snapshots: SnapshotRow[] = [];
-  const errors: string[] = [];
-  if (snapshotters.length === 0) {
-    snapshots.push(...parseSnapshotLs(await run(["snapshot", "ls"])));
-  } else {
-    for (const s of snapshotters) {
-      try {
-        snapshots.push(...parseSnapshotLs(await run(["snapshot", "--snapshotter", s, "ls"])));
-      } catch (e) {
-        errors.push(`ctr snapshot ls of snapshotter ${s} failed: ${errorText(e)}`);
-      }
-    }
-  }
+  const { snapshots, errors } = await listSnapshots(run, snapshottersOf(snap.content));
   snap.snapshots = snapshots;
   if (errors.length > 0) snap.snapshotsError = errors.join("; ");
   const labels = chainsFromLabels(snap.images.map((i) => i.digest), snap.content);
@@ -169,11 +180,7 @@ export function contentBytes(snaps: { content: Map<string, { size: number }> }[]
 /** The content store's size over `namespaces`: one `ctr content ls` each, digests once. */
 export async function measureContent(ctr: Ctr, namespaces: string[]): Promise<number> {
   const lists = await Promise.all(
-    namespaces.map(async (ns) => ({
-      content: new Map(
-        parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"])).map((b) => [b.digest, b]),
-      ),
-    })),
+    namespaces.map(async (ns) => ({ content: await listContent(ctr, ns) })),
   );
   return contentBytes(lists);
 }
@@ -190,16 +197,11 @@ export async function refsOfContainerSnapshot(
   id: string,
   seen: SnapshotRow[] = [],
 ): Promise<string[]> {
-  const content = new Map(
-    parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"])).map((b) => [b.digest, b]),
-  );
+  const content = await listContent(ctr, ns);
   const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
-  const snapshotters = snapshottersOf(content);
-  const snapshots: SnapshotRow[] = [];
-  for (const s of snapshotters.length > 0 ? snapshotters : [null]) {
-    const args = s === null ? ["snapshot", "ls"] : ["snapshot", "--snapshotter", s, "ls"];
-    snapshots.push(...parseSnapshotLs(await ctrOk(ctr, ["-n", ns, ...args])));
-  }
+  const run = (args: string[]) => ctrOk(ctr, ["-n", ns, ...args]);
+  const { snapshots, errors } = await listSnapshots(run, snapshottersOf(content));
+  if (errors.length > 0) throw new Error(errors.join("; "));
   // Snapshots seen in events first: a `docker run --rm` may be gone before we list.
   const rows = new Map(seen.map((s) => [s.key, s]));
   for (const s of snapshots) rows.set(s.key, s);
