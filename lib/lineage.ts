@@ -390,16 +390,19 @@ export function refsOfSnapshot(
   images: ImageRow[],
   chains: Map<string, Set<string>>,
 ): string[] {
-  const r = resolveUsers({
-    ns: "",
-    images,
-    containers: [],
-    snapshots: snapshots.map((s) => s.key === key ? { ...s, kind: "Active" } : s),
-    chains,
-  });
-  const digests = [...r.usersOf].filter(([, us]) =>
-    us.some((u) => u.id === key && u.how !== "unknown")
-  )
-    .map(([d]) => d);
-  return images.filter((i) => digests.includes(i.digest)).map((i) => i.ref).sort();
+  // Only `key` and its parents matter: other snapshots would be resolved and thrown away.
+  const byKey = new Map(snapshots.map((s) => [s.key, s]));
+  const lineage: SnapshotRow[] = [];
+  const seen = new Set<string>();
+  for (let s = byKey.get(key); s !== undefined && !seen.has(s.key);) {
+    seen.add(s.key);
+    lineage.push(s.key === key ? { ...s, kind: "Active" } : s);
+    s = s.parent === null ? undefined : byKey.get(s.parent);
+  }
+  const r = resolveUsers({ ns: "", images, containers: [], snapshots: lineage, chains });
+  const digests = new Set(
+    [...r.usersOf].filter(([, us]) => us.some((u) => u.id === key && u.how !== "unknown"))
+      .map(([d]) => d),
+  );
+  return images.filter((i) => digests.has(i.digest)).map((i) => i.ref).sort();
 }
