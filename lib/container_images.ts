@@ -21,6 +21,8 @@ import {
 
 /** What the recorder asks of its image cache. */
 export interface ImageCache {
+  /** `${ns} ${containerId}` → image ref, or null for a container without one: what it knows. */
+  readonly images: Map<string, string | null>;
   /** Learns from an event what it tells of containers and snapshots (no ctr call). */
   observe(event: CtrEvent): void;
   /**

@@ -12,7 +12,7 @@
  * @module
  */
 import { join } from "node:path";
-import { CtrImageCache } from "./container_images.ts";
+import { CtrImageCache, type ImageCache } from "./container_images.ts";
 import { type Ctr, type CtrStream } from "./ctr.ts";
 import { errorText } from "./errors.ts";
 import { type CtrEvent, field, parseEventLine, payloadTime } from "./events.ts";
@@ -56,7 +56,7 @@ export class Recorder {
     connected: false,
   };
   /** Which refs containers and image volumes run from. */
-  readonly cache: CtrImageCache;
+  readonly cache: ImageCache;
   /** Last pull (image ref created or updated) by usageKey, written to `image_pulls`. */
   readonly pulls: Map<string, number>;
   #topics = new Set<string>();
