@@ -2,15 +2,15 @@
  * ctre's entry point: parse the command line, build the real ctr runner and stdio, run the
  * command, map its outcome to an exit code. The only place that exits.
  *
- * Permissions (lib/permissions.ts): --allow-run=ctr, read and write under the state dir.
+ * Permissions (lib/cli/permissions.ts): --allow-run=ctr, read and write under the state dir.
  *
  * @module
  */
-import { parseCommand } from "./lib/cli.ts";
-import { systemCtr } from "./lib/ctr.ts";
-import { errorText, UsageError } from "./lib/errors.ts";
-import { println, processIo } from "./lib/io.ts";
-import { VERSION } from "./lib/version.ts";
+import { parseCommand } from "./lib/cli/cli.ts";
+import { systemCtr } from "./lib/ctr/runner.ts";
+import { errorText, UsageError } from "./lib/core/errors.ts";
+import { println, processIo } from "./lib/core/io.ts";
+import { VERSION } from "./lib/core/version.ts";
 
 // Each command's modules are loaded when it runs (literal specifiers, so `deno compile` still
 // embeds them): a start loads only what that command needs.
@@ -28,8 +28,8 @@ async function run(argv: string[]): Promise<number> {
     case "prune": {
       const [{ join }, { readKeepFile }, { prune }] = await Promise.all([
         import("node:path"),
-        import("./lib/keep.ts"),
-        import("./lib/prune.ts"),
+        import("./lib/state/keep_file.ts"),
+        import("./lib/prune/prune.ts"),
       ]);
       const opts = cmd.prune;
       // The keep files are read for every run: a repeating pruner sees their edits.
@@ -42,7 +42,7 @@ async function run(argv: string[]): Promise<number> {
         return await prune(systemCtr(cmd.address), { ...opts, keep }, io);
       };
       if (cmd.schedule === null) return await once();
-      const { abortableSleep, repeat } = await import("./lib/schedule.ts");
+      const { abortableSleep, repeat } = await import("./lib/prune/schedule.ts");
       const schedule = cmd.schedule;
       return await untilSignal((stop) =>
         repeat(once, schedule, {
@@ -54,7 +54,7 @@ async function run(argv: string[]): Promise<number> {
       );
     }
     case "doctor": {
-      const { diagnose, reportChecks } = await import("./lib/doctor.ts");
+      const { diagnose, reportChecks } = await import("./lib/ops/doctor.ts");
       return reportChecks(
         await diagnose(systemCtr(cmd.address), cmd.stateDir, cmd.address, io.now()),
         cmd.json,
@@ -62,11 +62,11 @@ async function run(argv: string[]): Promise<number> {
       );
     }
     case "status": {
-      const { status } = await import("./lib/status.ts");
+      const { status } = await import("./lib/ops/status.ts");
       return await status(cmd.stateDir, cmd.json, io);
     }
     case "record": {
-      const { record } = await import("./lib/recorder.ts");
+      const { record } = await import("./lib/recorder/recorder.ts");
       const stop = new AbortController();
       const signals = ["SIGTERM", "SIGINT"] as const;
       const onSignal = () => stop.abort();

@@ -6,7 +6,7 @@
  * One layer, nothing but:
  * - ctre: `dist/ctre-<arch>-linux` when `deno compile` built it (it needs network, so elsewhere);
  *   otherwise the Deno binary running this script plus ctre's sources (main.ts, lib/, deno.json)
- *   in /app, started with exactly the shipped permission flags (lib/permissions.ts);
+ *   in /app, started with exactly the shipped permission flags (lib/cli/permissions.ts);
  * - `ctr` from Debian's containerd package (scripts/debian_pkg.sh; see CTR_PACKAGE for which);
  * - the shared libraries both need (from `ldd`) and the glibc loader;
  * - empty mount points: /var/spool/ctre, /run/containerd, /proc, /dev, /sys.
@@ -20,8 +20,8 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { permissionFlags } from "../lib/permissions.ts";
-import { VERSION } from "../lib/version.ts";
+import { permissionFlags } from "../lib/cli/permissions.ts";
+import { VERSION } from "../lib/core/version.ts";
 import {
   blob,
   blobEntry,
@@ -100,12 +100,16 @@ async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-/** The sources `deno run` needs, relative to the repo: main.ts, lib/*.ts, deno.json. */
+/** The sources `deno run` needs, relative to the repo: main.ts, every .ts below lib/, deno.json. */
 async function sources(): Promise<string[]> {
   const lib: string[] = [];
-  for await (const e of Deno.readDir(join(ROOT, "lib"))) {
-    if (e.isFile && e.name.endsWith(".ts")) lib.push(`lib/${e.name}`);
-  }
+  const walk = async (dir: string): Promise<void> => {
+    for await (const e of Deno.readDir(join(ROOT, dir))) {
+      if (e.isDirectory) await walk(`${dir}/${e.name}`);
+      else if (e.isFile && e.name.endsWith(".ts")) lib.push(`${dir}/${e.name}`);
+    }
+  };
+  await walk("lib");
   return ["deno.json", "main.ts", ...lib.sort()];
 }
 

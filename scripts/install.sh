@@ -67,8 +67,9 @@ if [ "$from_source" = 1 ]; then
   rm -rf "${DESTDIR}${SOURCE_DIR}"
   install -D -m 0755 "$deno_bin" "${DESTDIR}${SOURCE_DIR}/deno"
   install -m 0644 "$here/../main.ts" "${DESTDIR}${SOURCE_DIR}/main.ts"
-  install -d -m 0755 "${DESTDIR}${SOURCE_DIR}/lib"
-  install -m 0644 "$here"/../lib/*.ts "${DESTDIR}${SOURCE_DIR}/lib/"
+  (cd "$here/.." && find lib -name '*.ts' -print0) | while IFS= read -r -d '' f; do
+    install -D -m 0644 "$here/../$f" "${DESTDIR}${SOURCE_DIR}/$f"
+  done
   install -d -m 0755 "$(dirname "$BIN")"
   printf '%s\n' "$wrapper" >"$BIN.tmp"
   chmod 0755 "$BIN.tmp"

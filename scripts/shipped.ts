@@ -1,14 +1,14 @@
 // deno-lint-ignore-file no-console
 /**
  * Runs or compiles ctre with exactly the shipped permission flags, taken from
- * lib/permissions.ts (the same function the tests use).
+ * lib/cli/permissions.ts (the same function the tests use).
  *
  *   deno task start prune --dry-run      # deno run <shipped flags> main.ts prune --dry-run
  *   deno task compile                    # dist/ctre-x86_64-linux and dist/ctre-aarch64-linux
  *
  * @module
  */
-import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/permissions.ts";
+import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/cli/permissions.ts";
 
 export const TARGETS = {
   "x86_64-unknown-linux-gnu": "dist/ctre-x86_64-linux",

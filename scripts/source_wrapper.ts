@@ -2,13 +2,13 @@
 /**
  * The `ctre` of a from-source install (`scripts/install.sh --from-source`, for where
  * `deno compile` cannot run): a shell script that execs `deno run` on the installed sources with
- * exactly the shipped permission flags, taken from lib/permissions.ts like the compiled binary's.
+ * exactly the shipped permission flags, taken from lib/cli/permissions.ts like the compiled binary's.
  *
  *   deno run scripts/source_wrapper.ts DENO SOURCE_DIR   # prints the wrapper (needs no permission)
  *
  * @module
  */
-import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/permissions.ts";
+import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/cli/permissions.ts";
 
 /**
  * Flags of `deno run` besides the permissions, so the wrapper behaves like the compiled binary:
@@ -27,7 +27,7 @@ export function wrapperScript(deno: string, sourceDir: string): string {
   return [
     "#!/bin/sh",
     "# ctre installed from source by scripts/install.sh --from-source: deno run with exactly the",
-    "# shipped permissions (lib/permissions.ts).",
+    "# shipped permissions (lib/cli/permissions.ts).",
     `exec ${[...args, `${sourceDir}/main.ts`].map(quote).join(" ")} "$@"`,
     "",
   ].join("\n");

@@ -7,8 +7,8 @@ import {
   nextBatch,
   takeUntil,
   updateRatio,
-} from "../lib/budget.ts";
-import type { ImagePlan } from "../lib/plan.ts";
+} from "../lib/policy/budget.ts";
+import type { ImagePlan } from "../lib/policy/plan.ts";
 
 const MB = 1_000_000;
 

@@ -3,8 +3,12 @@
  * which go, which stay, and how failures are reported.
  */
 import assert from "node:assert/strict";
-import { cleanupContainers, FRESH_CONTAINER_SECONDS, pruneContent } from "../lib/cleanup.ts";
-import { fail, FakeCtr, ok } from "./fake_ctr.ts";
+import {
+  cleanupContainers,
+  FRESH_CONTAINER_SECONDS,
+  pruneContent,
+} from "../lib/prune/containers.ts";
+import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
 
 const NOW = Date.parse("2026-11-27T12:00:00Z") / 1000;
 

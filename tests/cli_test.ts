@@ -4,9 +4,9 @@
  * which must print `ctre: <text>` and the usage hint on stderr and exit 2.
  */
 import assert from "node:assert/strict";
-import { type Command, parseCommand, PRUNE_USAGE, USAGE } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
-import type { PruneOptions } from "../lib/prune.ts";
+import { type Command, parseCommand, PRUNE_USAGE, USAGE } from "../lib/cli/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import type { PruneOptions } from "../lib/prune/prune.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 
 const DAY = 86400;

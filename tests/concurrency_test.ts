@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, rejects as assertRejects } from "node:assert/strict";
-import { mapLimit } from "../lib/concurrency.ts";
+import { mapLimit } from "../lib/core/concurrency.ts";
 
 const cases: { name: string; items: number[]; limit: number; peak: number }[] = [
   { name: "empty list", items: [], limit: 4, peak: 0 },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { CtrImageCache } from "../lib/container_images.ts";
-import type { CtrEvent } from "../lib/events.ts";
-import { fail, FakeCtr, ok } from "./fake_ctr.ts";
+import { CtrImageCache } from "../lib/recorder/container_images.ts";
+import type { CtrEvent } from "../lib/ctr/events.ts";
+import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
 
 const NS = "k8s.io";
 const REF = "docker.io/library/nginx:1.25";

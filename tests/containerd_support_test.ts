@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { containerdSupport, RELEASE_LINES } from "../lib/containerd_support.ts";
+import { containerdSupport, RELEASE_LINES } from "../lib/ctr/containerd_support.ts";
 
 const day = (iso: string) => Date.parse(`${iso}T12:00:00Z`) / 1000;
 

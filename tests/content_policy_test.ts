@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { contentPrunePlan, MOBY_CONTENT_PRUNE_SKIPPED } from "../lib/content_policy.ts";
+import { contentPrunePlan, MOBY_CONTENT_PRUNE_SKIPPED } from "../lib/policy/content_scope.ts";
 
 Deno.test("content prune skips namespace moby unless --content-prune-moby", () => {
   assert.deepEqual(contentPrunePlan(["default", "k8s.io", "moby"], { contentPruneMoby: false }), {

@@ -6,8 +6,8 @@
  * digests and sizes from tests/support/oci_image.ts), not from the fixtures.
  */
 import assert from "node:assert/strict";
-import { failure } from "../lib/ctr.ts";
-import { field, parseEventLine, payloadTime } from "../lib/events.ts";
+import { failure } from "../lib/ctr/runner.ts";
+import { field, parseEventLine, payloadTime } from "../lib/ctr/events.ts";
 import {
   parseContainerInfo,
   parseContainerLs,
@@ -16,8 +16,8 @@ import {
   parseImageLs,
   parseNamespaces,
   parseTaskLs,
-} from "../lib/listings.ts";
-import { readRemoval } from "../lib/removal.ts";
+} from "../lib/ctr/listings.ts";
+import { readRemoval } from "../lib/prune/removal.ts";
 import {
   buildOciImage,
   hostArch,

@@ -8,9 +8,10 @@ import { fileURLToPath } from "node:url";
 // Test-only npm dependency (never in what ships), pinned here rather than in deno.json.
 // deno-lint-ignore no-import-prefix
 import { parse as parseYaml, parseAllDocuments } from "npm:yaml@2.9.1";
-import { parseCommand } from "../lib/cli.ts";
-import { DEFAULT_STATE_DIR } from "../lib/permissions.ts";
-import { pruneFamilies, recorderFamilies } from "../lib/metric_families.ts";
+import { parseCommand } from "../lib/cli/cli.ts";
+import { DEFAULT_STATE_DIR } from "../lib/cli/permissions.ts";
+import { pruneFamilies } from "../lib/prune/metric_families.ts";
+import { recorderFamilies } from "../lib/recorder/metric_families.ts";
 import { IMAGE_REF } from "../scripts/image.ts";
 
 const PROMTOOL = "/opt/ctre-test-tools/promtool";

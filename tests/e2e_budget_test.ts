@@ -14,7 +14,7 @@ const DAY = 86400;
 const img = (name: string) => `docker.io/library/${name}:1`;
 
 async function storeBytes(c: TestContainerd): Promise<number> {
-  const { parseContentLs } = await import("../lib/listings.ts");
+  const { parseContentLs } = await import("../lib/ctr/listings.ts");
   const list = parseContentLs(await c.ctrOk(["-n", "default", "content", "ls"]));
   return list.reduce((sum, b) => sum + b.size, 0);
 }

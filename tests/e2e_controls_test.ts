@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { parseContentLs } from "../lib/listings.ts";
+import { parseContentLs } from "../lib/ctr/listings.ts";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
 import { runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
 import { ctrWrapper, runCtreWrapped } from "./support/ctr_wrapper.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ctreArgs, tempStateDir } from "./support/cli.ts";
 import { withContainerd } from "./support/containerd.ts";
-import { K3S_SOCKET } from "../lib/doctor.ts";
+import { K3S_SOCKET } from "../lib/ops/doctor.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
 import { type CliOptions, runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
-import { parseUsageDb, type Usage, type UsageDb } from "../lib/usage_db.ts";
+import { parseUsageDb, type Usage, type UsageDb } from "../lib/state/usage_db.ts";
 
 const DAY = 86400;
 /** Seconds of slack between the test's clock readings and the recorded (floored) times. */

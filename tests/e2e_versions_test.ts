@@ -5,10 +5,10 @@
  * upstream support, and the harness's clean-up removes that version's shims and their sockets.
  */
 import assert from "node:assert/strict";
-import { removeImages } from "../lib/removal.ts";
-import { pruneContent } from "../lib/cleanup.ts";
-import { containerdSupport } from "../lib/containerd_support.ts";
-import { type Ctr, systemCtr } from "../lib/ctr.ts";
+import { removeImages } from "../lib/prune/removal.ts";
+import { pruneContent } from "../lib/prune/containers.ts";
+import { containerdSupport } from "../lib/ctr/containerd_support.ts";
+import { type Ctr, systemCtr } from "../lib/ctr/runner.ts";
 import {
   processesReferencing,
   shimSocketsOf,

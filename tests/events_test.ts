@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ParseError } from "../lib/errors.ts";
-import { type CtrEvent, field, parseEventLine, payloadTime } from "../lib/events.ts";
+import { ParseError } from "../lib/core/errors.ts";
+import { type CtrEvent, field, parseEventLine, payloadTime } from "../lib/ctr/events.ts";
 
 /** 2026-11-27 17:12:41 UTC in unix seconds. */
 const T0 = Date.UTC(2026, 10, 27, 17, 12, 41) / 1000;

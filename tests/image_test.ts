@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildImage, debianCtr, IMAGE_REF, type ImageInfo } from "../scripts/image.ts";
-import { permissionFlags } from "../lib/permissions.ts";
+import { permissionFlags } from "../lib/cli/permissions.ts";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 
@@ -241,7 +241,7 @@ Deno.test("the image holds ctre, ctr, their libraries and nothing else; entrypoi
   for (const p of paths) {
     assert.match(
       p,
-      /^\/(usr\/bin\/(ctr|deno)|app\/(main\.ts|deno\.json|lib\/\w+\.ts)|lib(64)?\/.*\.so[.\d]*)$/,
+      /^\/(usr\/bin\/(ctr|deno)|app\/(main\.ts|deno\.json|lib\/(\w+\/)*\w+\.ts)|lib(64)?\/.*\.so[.\d]*)$/,
       p,
     );
   }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/permissions.ts";
+import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/cli/permissions.ts";
 import { RUN_FLAGS, wrapperScript } from "../scripts/source_wrapper.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -57,7 +57,7 @@ Deno.test("install.sh --from-source installs deno, the sources and the wrapper; 
       execWords(wrapper).filter((w) => w.startsWith("--allow")),
       permissionFlags(DEFAULT_STATE_DIR),
     );
-    for (const f of ["deno", "main.ts", "lib/permissions.ts", "lib/cli.ts"]) {
+    for (const f of ["deno", "main.ts", "lib/cli/permissions.ts", "lib/cli/cli.ts"]) {
       assert.ok((await Deno.stat(join(dest, SOURCE_DIR, f))).isFile, f);
     }
     // The installed copy runs: the same wrapper, pointed into DESTDIR.

@@ -1,13 +1,13 @@
 /**
- * The ctr calls lineage adds to a planning pass (lib/inventory.ts), on real captured listings
+ * The ctr calls lineage adds to a planning pass (lib/node/inventory.ts), on real captured listings
  * behind the scripted fake ctr: one `ctr snapshot ls` per namespace; `leases ls` only where
  * active snapshots no container claims exist; `containers info` only of containers whose name
  * disagrees with their lineage; `content get` only for chains no label gives.
  */
 import assert from "node:assert/strict";
-import { snapshotNamespace } from "../lib/inventory.ts";
-import { planNamespace } from "../lib/plan.ts";
-import { fail, FakeCtr, ok } from "./fake_ctr.ts";
+import { snapshotNamespace } from "../lib/node/inventory.ts";
+import { planNamespace } from "../lib/policy/plan.ts";
+import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
 
 const text = (path: string) =>
   Deno.readTextFileSync(new URL(`./testdata/lineage/${path}`, import.meta.url));

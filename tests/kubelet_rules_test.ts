@@ -5,13 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseCommand } from "../lib/cli.ts";
-import { diagnose, K3S_SOCKET, k3sSocketCheck } from "../lib/doctor.ts";
-import { UsageError } from "../lib/errors.ts";
-import type { NamespaceSnapshot } from "../lib/inventory.ts";
-import type { ContentBlob, ImageRow } from "../lib/listings.ts";
-import { newestPerRepository } from "../lib/keep_latest.ts";
-import { loadExtras, rememberPins } from "../lib/memory.ts";
+import { parseCommand } from "../lib/cli/cli.ts";
+import { diagnose, K3S_SOCKET, k3sSocketCheck } from "../lib/ops/doctor.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import type { NamespaceSnapshot } from "../lib/core/containerd.ts";
+import type { ContentBlob, ImageRow } from "../lib/core/containerd.ts";
+import { newestPerRepository } from "../lib/policy/keep_latest.ts";
+import { loadExtras, rememberPins } from "../lib/prune/plan_inputs.ts";
 import {
   expirePins,
   formatPinMemory,
@@ -19,17 +19,23 @@ import {
   parsePinMemory,
   type PinEntry,
   rememberedSince,
-} from "../lib/pin_memory.ts";
-import { type Plan, type PlanExtras, planNamespace, type Policy } from "../lib/plan.ts";
-import { expirePulls, formatPullDb, lastPullOf, parsePullDb, recordPull } from "../lib/pull_db.ts";
-import { record, Recorder } from "../lib/recorder.ts";
-import { planDocument, planTable } from "../lib/report.ts";
-import { isoTime } from "../lib/text.ts";
-import { usageKey } from "../lib/line_file.ts";
-import type { Usage } from "../lib/usage_db.ts";
-import { fail, FakeCtr, ok } from "./fake_ctr.ts";
+} from "../lib/state/pin_memory.ts";
+import { type Plan, type PlanExtras, planNamespace, type Policy } from "../lib/policy/plan.ts";
+import {
+  expirePulls,
+  formatPullDb,
+  lastPullOf,
+  parsePullDb,
+  recordPull,
+} from "../lib/state/pull_db.ts";
+import { record, Recorder } from "../lib/recorder/recorder.ts";
+import { planDocument, planTable } from "../lib/prune/report.ts";
+import { isoTime } from "../lib/core/text.ts";
+import { usageKey } from "../lib/state/line_file.ts";
+import type { Usage } from "../lib/state/usage_db.ts";
+import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
-import { FakeIo } from "./fake_io.ts";
+import { FakeIo } from "./support/fake_io.ts";
 
 const DAY = 86400;
 const NOW = 1_800_000_000;

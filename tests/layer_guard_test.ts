@@ -1,13 +1,10 @@
 /** Which layer references content prune may strip (layer_guard.ts), as tables. */
 import assert from "node:assert/strict";
-import { isLayerLabel, planContentPrune, pruneContentSafely } from "../lib/layer_guard.ts";
-import {
-  type ContentBlob,
-  type ImageRow,
-  parseSnapshotLs,
-  type SnapshotRow,
-} from "../lib/listings.ts";
-import { fail } from "./fake_ctr.ts";
+import { isLayerLabel, planContentPrune } from "../lib/policy/layer_guard.ts";
+import { pruneContentSafely } from "../lib/prune/content_prune.ts";
+import { parseSnapshotLs } from "../lib/ctr/listings.ts";
+import type { ContentBlob, ImageRow, SnapshotRow } from "../lib/core/containerd.ts";
+import { fail } from "./support/fake_ctr.ts";
 import { FakeNode } from "./support/fake_node.ts";
 
 Deno.test("isLayerLabel() matches what ctr content prune references strips", async (t) => {

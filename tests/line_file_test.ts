@@ -7,10 +7,10 @@ import {
   parseLines,
   setAsideRejected,
   UNIX_TIME,
-} from "../lib/line_file.ts";
-import { parsePinMemory } from "../lib/pin_memory.ts";
-import { parsePullDb } from "../lib/pull_db.ts";
-import { parseUsageDb } from "../lib/usage_db.ts";
+} from "../lib/state/line_file.ts";
+import { parsePinMemory } from "../lib/state/pin_memory.ts";
+import { parsePullDb } from "../lib/state/pull_db.ts";
+import { parseUsageDb } from "../lib/state/usage_db.ts";
 
 /** `<time> <key>` lines: the later time of one key wins. */
 function parseTimes(text: string) {

@@ -1,5 +1,5 @@
 /**
- * lib/lineage.ts on real listings (tests/testdata/lineage/: ctr 1.6.20, 1.7.24, 2.1.9 and
+ * lib/policy/lineage.ts on real listings (tests/testdata/lineage/: ctr 1.6.20, 1.7.24, 2.1.9 and
  * dockerd 26.1.5 on 1.7.24 / 2.1.9) and on hand-made variations of them.
  */
 import assert from "node:assert/strict";
@@ -12,17 +12,16 @@ import {
   resolveUsers,
   snapshottersOf,
   type User,
-} from "../lib/lineage.ts";
+} from "../lib/policy/lineage.ts";
 import {
-  type ContainerInfo,
-  type ImageRow,
   parseContainerInfo,
   parseContainerLs,
   parseContentLs,
   parseImageLs,
   parseLeaseIds,
   parseSnapshotLs,
-} from "../lib/listings.ts";
+} from "../lib/ctr/listings.ts";
+import type { ContainerInfo, ImageRow } from "../lib/core/containerd.ts";
 
 function fixture(path: string): string {
   return Deno.readTextFileSync(new URL(`./testdata/lineage/${path}`, import.meta.url));

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { ParseError } from "../lib/errors.ts";
+import { ParseError } from "../lib/core/errors.ts";
 import {
-  type ContainerInfo,
-  type ContentBlob,
-  type ImageRow,
   parseContainerInfo,
   parseContainerLs,
   parseContentLs,
@@ -11,7 +8,8 @@ import {
   parseImageLs,
   parseNamespaces,
   parseTaskLs,
-} from "../lib/listings.ts";
+} from "../lib/ctr/listings.ts";
+import type { ContainerInfo, ContentBlob, ImageRow } from "../lib/core/containerd.ts";
 
 function fixture(path: string): string {
   return Deno.readTextFileSync(new URL(`./testdata/${path}`, import.meta.url));

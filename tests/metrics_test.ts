@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Family, formatMetrics, writeMetrics } from "../lib/metrics.ts";
+import { type Family, formatMetrics, writeMetrics } from "../lib/state/metrics_file.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 import { withContainerd } from "./support/containerd.ts";
 

@@ -3,14 +3,14 @@
  * tables are covered argv by argv in cli_test.ts and by the help goldens in report_test.ts).
  */
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/core/errors.ts";
 import {
   helpRows,
   optionHelp,
   type OptionTable,
   type OptionValues,
   parseOptions,
-} from "../lib/options.ts";
+} from "../lib/cli/options.ts";
 
 const TABLE = {
   force: { type: "boolean", short: "f", help: ["Remove without asking"] },

@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
-import type { NamespaceSnapshot } from "../lib/inventory.ts";
-import {
-  type ContainerRow,
-  type ContentBlob,
-  type ImageRow,
-  parseContainerLs,
-  parseContentLs,
-  parseImageLs,
-} from "../lib/listings.ts";
+import type { NamespaceSnapshot } from "../lib/core/containerd.ts";
+import { parseContainerLs, parseContentLs, parseImageLs } from "../lib/ctr/listings.ts";
+import type { ContainerRow, ContentBlob, ImageRow } from "../lib/core/containerd.ts";
 import {
   confirmAcrossPasses,
   globToRegExp,
@@ -18,9 +12,9 @@ import {
   type Policy,
   prunableSet,
   repositoryOf,
-} from "../lib/plan.ts";
-import { usageKey } from "../lib/line_file.ts";
-import type { Usage } from "../lib/usage_db.ts";
+} from "../lib/policy/plan.ts";
+import { usageKey } from "../lib/state/line_file.ts";
+import type { Usage } from "../lib/state/usage_db.ts";
 
 const DAY = 86400;
 const NOW = 1_800_000_000;

@@ -4,9 +4,9 @@
  * disk-pressure batches, content prune that keeps every image whole, and a failure in each step.
  */
 import assert from "node:assert/strict";
-import { prune, type PruneOptions } from "../lib/prune.ts";
-import { fail } from "./fake_ctr.ts";
-import { FakeIo } from "./fake_io.ts";
+import { prune, type PruneOptions } from "../lib/prune/prune.ts";
+import { fail } from "./support/fake_ctr.ts";
+import { FakeIo } from "./support/fake_io.ts";
 import { FakeNode } from "./support/fake_node.ts";
 
 const DAY = 86400;

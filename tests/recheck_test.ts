@@ -1,14 +1,14 @@
 /** The checks between plan and removal (recheck.ts), as tables. */
 import assert from "node:assert/strict";
-import type { ImageRow } from "../lib/listings.ts";
-import { imageKey, type ImagePlan, prunableSet } from "../lib/plan.ts";
+import type { ImageRow } from "../lib/core/containerd.ts";
+import { imageKey, type ImagePlan, prunableSet } from "../lib/policy/plan.ts";
 import {
   confirmAfterAnswer,
   confirmPass,
   keptSince,
   recheckCandidates,
   splitByTarget,
-} from "../lib/recheck.ts";
+} from "../lib/policy/recheck.ts";
 
 function image(name: string, over: Partial<ImagePlan> = {}): ImagePlan {
   return {

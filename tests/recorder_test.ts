@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CtrError } from "../lib/errors.ts";
-import { record, Recorder, type RecordOptions } from "../lib/recorder.ts";
-import { usageKey } from "../lib/line_file.ts";
-import { NULL_TIME, parseUsageDb, type Usage } from "../lib/usage_db.ts";
-import { fail, FakeCtr, ok, type RunScript } from "./fake_ctr.ts";
-import { FakeIo } from "./fake_io.ts";
+import { CtrError } from "../lib/core/errors.ts";
+import { record, Recorder, type RecordOptions } from "../lib/recorder/recorder.ts";
+import { usageKey } from "../lib/state/line_file.ts";
+import { NULL_TIME, parseUsageDb, type Usage } from "../lib/state/usage_db.ts";
+import { fail, FakeCtr, ok, type RunScript } from "./support/fake_ctr.ts";
+import { FakeIo } from "./support/fake_io.ts";
 
 const DAY = 86400;
 /** 2026-11-27 17:12:41 UTC in unix seconds. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { CtrError } from "../lib/errors.ts";
-import { readRemoval, REMOVE_CHUNK, removeImages } from "../lib/removal.ts";
-import { fail, FakeCtr, ok } from "./fake_ctr.ts";
+import { CtrError } from "../lib/core/errors.ts";
+import { readRemoval, REMOVE_CHUNK, removeImages } from "../lib/prune/removal.ts";
+import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
 
 const NS = "k8s.io";
 const T = 'time="2026-11-27T17:12:41.976313083Z"';

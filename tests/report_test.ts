@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import type { ImagePlan } from "../lib/plan.ts";
-import { planDocument, planTable, type PruneOutcome } from "../lib/report.ts";
+import type { ImagePlan } from "../lib/policy/plan.ts";
+import { planDocument, planTable, type PruneOutcome } from "../lib/prune/report.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 
 const GOLDEN = new URL("./testdata/golden/", import.meta.url);

@@ -3,9 +3,9 @@
  * command-line rules. The real loop under signals, in a container, is in image_test.ts.
  */
 import assert from "node:assert/strict";
-import { parseCommand } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
-import { delaySeconds, formatSeconds, repeat, type ScheduleDeps } from "../lib/schedule.ts";
+import { parseCommand } from "../lib/cli/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { delaySeconds, formatSeconds, repeat, type ScheduleDeps } from "../lib/prune/schedule.ts";
 
 /** Deps that record every sleep and log line; sleeping runs `onSleep` (e.g. to abort). */
 function fakeDeps(randoms: number[], onSleep: (n: number) => void) {

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/permissions.ts";
+import { DEFAULT_STATE_DIR, permissionFlags } from "../lib/cli/permissions.ts";
 import { compileArgs, TARGETS } from "../scripts/shipped.ts";
 import { ctreArgs, runCtre, tempStateDir } from "./support/cli.ts";
 

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { acquireLock } from "../lib/lock.ts";
-import { writeMetrics } from "../lib/metrics.ts";
-import { writeAtomic } from "../lib/state_files.ts";
+import { acquireLock } from "../lib/state/lock.ts";
+import { writeMetrics } from "../lib/state/metrics_file.ts";
+import { writeAtomic } from "../lib/state/state_files.ts";
 import { tempStateDir } from "./support/cli.ts";
 
 async function mode(path: string): Promise<string> {

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { acquireLock } from "../lib/lock.ts";
+import { acquireLock } from "../lib/state/lock.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 import { withContainerd } from "./support/containerd.ts";
 

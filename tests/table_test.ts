@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ParseError } from "../lib/errors.ts";
-import { parseLabels, splitAligned, splitTabbed } from "../lib/table.ts";
+import { ParseError } from "../lib/core/errors.ts";
+import { parseLabels, splitAligned, splitTabbed } from "../lib/ctr/table.ts";
 
 function fixture(path: string): string {
   return Deno.readTextFileSync(new URL(`./testdata/${path}`, import.meta.url));

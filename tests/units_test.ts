@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ParseError, UsageError } from "../lib/errors.ts";
-import { formatBytes, parseAge, parseDuration, parseSize } from "../lib/units.ts";
+import { ParseError, UsageError } from "../lib/core/errors.ts";
+import { formatBytes, parseAge, parseDuration, parseSize } from "../lib/core/units.ts";
 
 const MINUTE = 60;
 const HOUR = 3600;

@@ -11,9 +11,9 @@ import {
   NULL_TIME,
   parseUsageDb,
   type Usage,
-} from "../lib/usage_db.ts";
-import { safeToken, usageKey } from "../lib/line_file.ts";
-import { writeAtomic } from "../lib/state_files.ts";
+} from "../lib/state/usage_db.ts";
+import { safeToken, usageKey } from "../lib/state/line_file.ts";
+import { writeAtomic } from "../lib/state/state_files.ts";
 
 const REF_A = "docker.io/library/a:1";
 const REF_B = "registry.k8s.io/pause:3.9";

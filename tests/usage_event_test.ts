@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { applyEvent, type ImageUse, isStart, type UseOutcome } from "../lib/usage_event.ts";
-import { usageKey } from "../lib/line_file.ts";
-import type { Usage } from "../lib/usage_db.ts";
+import { applyEvent, type ImageUse, isStart, type UseOutcome } from "../lib/policy/usage_event.ts";
+import { usageKey } from "../lib/state/line_file.ts";
+import type { Usage } from "../lib/state/usage_db.ts";
 
 const NS = "k8s.io";
 const REF = "docker.io/library/nginx:1.25";

@@ -10,12 +10,12 @@
  *    preloaded own_cpu.ts) against the wall time;
  * 3. a forced prune (`ctre prune --force --double-check 0`), then a check that exactly the
  *    expected images and containers remain;
- * 4. removing 500 images that share one layer: ctre (lib/removal.ts through driver.ts, as prune
+ * 4. removing 500 images that share one layer: ctre (lib/prune/removal.ts through driver.ts, as prune
  *    runs it) against one `ctr image rm` per image; the same without the last-second re-read;
  *    then 60 two-layer images that share no layer, the same two ways;
- * 5. content prune (lib/layer_guard.ts), plain and guarded;
+ * 5. content prune (lib/policy/layer_guard.ts), plain and guarded;
  * 6. cleaning up 150 stopped containers in 3 namespaces, then the 50 of k8s.io alone (every
- *    container there has kubelet's labels): ctre (lib/cleanup.ts) against what the original
+ *    container there has kubelet's labels): ctre (lib/prune/containers.ts) against what the original
  *    does: list, then one `ctr containers info` and one `ctr containers rm` for EVERY container
  *    (running ones included: their rm fails; created ones go).
  *
@@ -35,8 +35,8 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { permissionFlags } from "../../lib/permissions.ts";
-import { VERSION } from "../../lib/version.ts";
+import { permissionFlags } from "../../lib/cli/permissions.ts";
+import { VERSION } from "../../lib/core/version.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import {
   type BenchContainer,

@@ -2,12 +2,12 @@
 /**
  * Runs one step of ctre in its own process, for the benchmark, exactly as prune runs it:
  *
- * - `remove`: lib/removal.ts removeImages per namespace, the namespaces at once (prune's
+ * - `remove`: lib/prune/removal.ts removeImages per namespace, the namespaces at once (prune's
  *   removeBatch), each chunk's refs re-read with `ctr image ls name==…` right before its
  *   `ctr image rm`, as prune does.
- * - `cleanup`: lib/cleanup.ts cleanupContainers per namespace, one after the other (prune's
+ * - `cleanup`: lib/prune/containers.ts cleanupContainers per namespace, one after the other (prune's
  *   container clean-up).
- * - `content`: lib/layer_guard.ts pruneContentSafely per namespace, one after the other (prune's
+ * - `content`: lib/prune/content_prune.ts pruneContentSafely per namespace, one after the other (prune's
  *   content prune).
  *
  * A `remove` job with `"check": false` skips the last-second re-read, to measure what it costs.
@@ -22,10 +22,10 @@
  * @module
  */
 import process from "node:process";
-import { cleanupContainers } from "../../lib/cleanup.ts";
-import { systemCtr } from "../../lib/ctr.ts";
-import { pruneContentSafely } from "../../lib/layer_guard.ts";
-import { removeImages } from "../../lib/removal.ts";
+import { cleanupContainers } from "../../lib/prune/containers.ts";
+import { systemCtr } from "../../lib/ctr/runner.ts";
+import { pruneContentSafely } from "../../lib/prune/content_prune.ts";
+import { removeImages } from "../../lib/prune/removal.ts";
 
 interface RemoveJob {
   address: string;

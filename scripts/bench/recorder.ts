@@ -17,10 +17,10 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type Ctr, type CtrResult, type CtrStream, splitLines } from "../../lib/ctr.ts";
-import { type Io, streamWriter, type Writer } from "../../lib/io.ts";
-import { record, type RecordOptions } from "../../lib/recorder.ts";
-import { parseUsageDb } from "../../lib/usage_db.ts";
+import { type Ctr, type CtrResult, type CtrStream, splitLines } from "../../lib/ctr/runner.ts";
+import { type Io, streamWriter, type Writer } from "../../lib/core/io.ts";
+import { record, type RecordOptions } from "../../lib/recorder/recorder.ts";
+import { parseUsageDb } from "../../lib/state/usage_db.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -394,7 +394,7 @@ class ReplayCtr implements Ctr {
         stderr: `ctr: container "${args[4]}" in namespace "${args[1]}": not found\n`,
       });
     }
-    // A docker container's image is found through its snapshot (lib/inventory.ts): the
+    // A docker container's image is found through its snapshot (lib/node/inventory.ts): the
     // generated moby namespace holds no image, so each listing is empty, as on such a node.
     const what = args.slice(2).join(" ");
     const empty: Record<string, string> = {
@@ -449,7 +449,7 @@ class ReplayCtr implements Ctr {
   }
 }
 
-/** A writer to an open file (lib/io.ts's, as processIo makes for stdout), counting lines. */
+/** A writer to an open file (lib/core/io.ts's, as processIo makes for stdout), counting lines. */
 function fileWriter(f: Deno.FsFile): Writer & { lines: number } {
   const inner = streamWriter(f);
   return {

@@ -20,7 +20,7 @@
  * @module
  */
 import { join } from "node:path";
-import { mapLimit } from "../../lib/concurrency.ts";
+import { mapLimit } from "../../lib/core/concurrency.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import {
   buildOciImage,

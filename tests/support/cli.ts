@@ -1,11 +1,11 @@
 /**
  * Runs the ctre CLI the way it ships: `deno run` with exactly the flags of
- * lib/permissions.ts for the test's own state dir. Never -A, never --allow-env.
+ * lib/cli/permissions.ts for the test's own state dir. Never -A, never --allow-env.
  *
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { permissionFlags } from "../../lib/permissions.ts";
+import { permissionFlags } from "../../lib/cli/permissions.ts";
 
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 

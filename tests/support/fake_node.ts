@@ -9,9 +9,9 @@
  *
  * @module
  */
-import type { CtrResult } from "../../lib/ctr.ts";
-import { formatBytes } from "../../lib/units.ts";
-import { fail, FakeCtr, ok } from "../fake_ctr.ts";
+import type { CtrResult } from "../../lib/ctr/runner.ts";
+import { formatBytes } from "../../lib/core/units.ts";
+import { fail, FakeCtr, ok } from "./fake_ctr.ts";
 
 export interface FakeBlob {
   size: number;

@@ -1,0 +1,82 @@
+/**
+ * The typed shapes of what containerd holds, as ctre reads them: rows of ctr's listings
+ * (lib/ctr/listings.ts parses them) and one namespace's inventory (lib/node/inventory.ts gathers
+ * it). Types only, so the pure policy (lib/policy/) can name them without importing ctr.
+ *
+ * @module
+ */
+
+export interface ContentBlob {
+  digest: string;
+  size: number;
+  /** Lower bound of the age in seconds, see {@linkcode parseAge}. */
+  ageSeconds: number;
+  ageText: string;
+  labels: Map<string, string>;
+}
+
+export interface ImageRow {
+  ref: string;
+  type: string;
+  digest: string;
+  size: number;
+  platforms: string;
+  labels: Map<string, string>;
+}
+
+export interface ContainerRow {
+  id: string;
+  /** null for containers without an image (`-`, e.g. dockerd's in namespace moby). */
+  image: string | null;
+  runtime: string;
+}
+
+export interface TaskRow {
+  id: string;
+  pid: number;
+  status: string;
+}
+
+export interface ContainerInfo {
+  id: string;
+  image: string;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+  /** `SnapshotKey` ("" when the container has no snapshot, e.g. docker's or a rootfs path). */
+  snapshotKey?: string;
+  /** `Snapshotter` ("" when none). */
+  snapshotter?: string;
+  /** CRI's record of the image it runs (`ImageRef` of the CRI metadata extension), or null. */
+  criImageRef?: string | null;
+}
+
+/** One row of `ctr snapshot ls`. */
+export interface SnapshotRow {
+  key: string;
+  /** null for a bottom layer. */
+  parent: string | null;
+  /** `Active`, `Committed` or `View`. */
+  kind: string;
+}
+
+export interface NamespaceSnapshot {
+  ns: string;
+  images: ImageRow[];
+  content: Map<string, ContentBlob>;
+  containers: ContainerRow[];
+  /** Snapshots of every snapshotter in use (absent: not listed, decide by names only). */
+  snapshots?: SnapshotRow[];
+  /** Why the snapshots could not all be listed (every image is then kept). */
+  snapshotsError?: string;
+  /** Lease IDs (listed only when unclaimed active snapshots exist). */
+  leases?: string[];
+  /** Image target digest → chain IDs. */
+  chains?: Map<string, Set<string>>;
+  /** Config digest → image target digests. */
+  configs?: Map<string, string[]>;
+  /** `ctr containers info` of the containers lineage needed it for. */
+  infos?: Map<string, ContainerInfo>;
+  /** ctr calls spent on lineage (snapshot ls, content get, leases ls, containers info). */
+  lineageCalls?: number;
+}

@@ -1,0 +1,87 @@
+/**
+ * Content prune of one namespace that keeps every remaining image whole, run against the node:
+ * the decision is lib/policy/layer_guard.ts's; this lists, strips and collects.
+ *
+ * @module
+ */
+import { mapLimit } from "../core/concurrency.ts";
+import { errorText } from "../core/errors.ts";
+import { type Ctr, ctrOk } from "../ctr/runner.ts";
+import { parseContentLs, parseDigests, parseImageLs, parseSnapshotLs } from "../ctr/listings.ts";
+import { planContentPrune } from "../policy/layer_guard.ts";
+
+/** `ctr content label` processes at once. */
+const LABEL_CONCURRENCY = 4;
+
+export interface ContentPruneResult {
+  before: number;
+  after: number;
+  /** Refs of the images whose layers were kept (one string per image, refs joined by " "). */
+  protected: string[];
+  error?: string;
+}
+
+const TRANSIENT = /content digest .* not found|not found/i;
+
+/** Runs `args`, once more if it fails with the transient "content digest … not found". */
+async function withRetry(ctr: Ctr, args: string[]): Promise<string | undefined> {
+  let error: string | undefined;
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    try {
+      await ctrOk(ctr, args);
+      return undefined;
+    } catch (e) {
+      error = errorText(e);
+      if (!TRANSIENT.test(error)) break;
+    }
+  }
+  return error;
+}
+
+/**
+ * Content prune of `ns` that leaves every remaining image runnable (see the module doc). Lists
+ * content, then snapshots, then images: an image that appears meanwhile is either listed (and
+ * judged) or has no manifest in the content list (so none of its references is touched).
+ */
+export async function pruneContentSafely(ctr: Ctr, ns: string): Promise<ContentPruneResult> {
+  const blobs = parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]));
+  const snapshots = parseSnapshotLs(await ctrOk(ctr, ["-n", ns, "snapshot", "ls"]));
+  const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
+  const plan = planContentPrune(blobs, images, snapshots);
+  let error: string | undefined;
+  if (plan.unsafe.length === 0) {
+    error = await withRetry(ctr, ["-n", ns, "content", "prune", "references"]);
+  } else {
+    const failures = (await mapLimit(plan.strip, LABEL_CONCURRENCY, async (s) => {
+      const r = await ctr.run([
+        "-n",
+        ns,
+        "content",
+        "label",
+        s.digest,
+        ...s.labels.map((l) => `${l}=`),
+      ]);
+      // Gone since the listing: nothing left to strip.
+      if (r.code === 0 || /not found/i.test(r.stderr)) return null;
+      return `ctr content label ${s.digest} exited with code ${r.code}: ${r.stderr.trim()}`;
+    })).filter((f) => f !== null);
+    error = failures[0];
+    if (plan.strip.length > 0) {
+      // A label change does not start a GC; deleting a lease with --sync runs one and waits.
+      try {
+        const lease = (await ctrOk(ctr, ["-n", ns, "leases", "create", "--expires", "1h"]))
+          .trim();
+        await ctrOk(ctr, ["-n", ns, "leases", "delete", "--sync", lease]);
+      } catch (e) {
+        error ??= errorText(e);
+      }
+    }
+  }
+  const after = parseDigests(await ctrOk(ctr, ["-n", ns, "content", "ls", "-q"])).length;
+  const out: ContentPruneResult = {
+    before: blobs.length,
+    after,
+    protected: plan.unsafe.map((u) => u.refs.join(" ")),
+  };
+  return error === undefined ? out : { ...out, error };
+}

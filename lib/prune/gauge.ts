@@ -1,0 +1,71 @@
+/**
+ * What a disk-pressure budget measures on the node: the content store's size through ctr, or the
+ * free space of the filesystem holding containerd's root (statfs).
+ *
+ * @module
+ */
+import { type Ctr, ctrOk } from "../ctr/runner.ts";
+import { parseNamespaces } from "../ctr/listings.ts";
+import { formatBytes } from "../core/units.ts";
+import { measureContent } from "../node/inventory.ts";
+import type { Budget } from "../policy/budget.ts";
+
+/** What a budget measures: how many bytes must still go (≤ 0: the target is met). */
+export interface Gauge {
+  /** Bytes over the target now. */
+  over(): Promise<number>;
+  /** The target, for messages: `content store ≤ 20.0 GiB`. */
+  readonly target: string;
+  /**
+   * Whether image sizes predict what a removal frees. True for the content store; false for free
+   * space, where unpacked snapshots count too: there the first batch is one image, to learn the
+   * ratio.
+   */
+  readonly sizesPredict: boolean;
+}
+
+/** Size of the content store: `ctr content ls` of every namespace, each digest once. */
+export async function storeBytes(ctr: Ctr): Promise<number> {
+  return measureContent(ctr, parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"])));
+}
+
+/** Free space of the filesystem holding `root`. Needs --allow-sys=statfs and --allow-read=root. */
+export async function freeSpace(root: string): Promise<{ free: number; total: number }> {
+  let s;
+  try {
+    // Loaded only here: node:fs/promises adds ~35 ms of CPU to every start of ctre.
+    const { statfs } = await import("node:fs/promises");
+    s = await statfs(root);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new Error(
+        `--min-free needs to measure the filesystem of "${root}": run ctre with ` +
+          `--allow-sys=statfs --allow-read=${root} (a build with them: ` +
+          `deno task compile --min-free-root ${root})`,
+      );
+    }
+    throw new Error(
+      `Cannot measure free space of "${root}": ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+}
+
+/** The gauge of a budget. */
+export function gaugeOf(budget: Budget, ctr: Ctr): Gauge {
+  if (budget.kind === "max-store-size") {
+    return {
+      target: `content store at most ${formatBytes(budget.maxBytes)}`,
+      sizesPredict: true,
+      over: async () => (await storeBytes(ctr)) - budget.maxBytes,
+    };
+  }
+  return {
+    target: `at least ${budget.percent}% free on the filesystem of ${budget.root}`,
+    sizesPredict: false,
+    over: async () => {
+      const { free, total } = await freeSpace(budget.root);
+      return Math.ceil(total * budget.percent / 100 - free);
+    },
+  };
+}
