@@ -6,7 +6,8 @@
 #
 # VERSION: 1.6.20 (Debian 12's own package: the system's /usr/bin, installed by setup.sh),
 # 1.7.24 (trixie) or 2.1.9 (sid). Default: $CTRE_TEST_CONTAINERD, else 1.6.20.
-# To test another version, add its suite and Debian version below (and to README.md).
+# To test another version, add its suite and Debian version below (and see CONTRIBUTING.md,
+# "Add a containerd version").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 version=${1:-${CTRE_TEST_CONTAINERD:-1.6.20}}

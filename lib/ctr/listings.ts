@@ -1,5 +1,5 @@
 /**
- * Typed parsers for each `ctr` listing ctre reads (shapes in shared/docs/ctr-output.md,
+ * Typed parsers for each `ctr` listing ctre reads (shapes in docs/ctr-output.md,
  * containerd 1.6 to 2.x). Each throws a ParseError naming the command and the line.
  *
  * @module

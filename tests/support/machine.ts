@@ -1,6 +1,6 @@
 /**
  * A throwaway Debian machine booted with systemd-nspawn, for tests of the shipped systemd units
- * under a real systemd (facts in shared/docs/real-nodes.md): an overlay on the rootfs that
+ * under a real systemd (facts in docs/real-nodes.md): an overlay on the rootfs that
  * scripts/setup_systemd.sh caches (its writes go to a temp dir; /var/lib/containerd is a plain
  * temp dir, as containerd's overlay snapshots cannot sit on an overlay), booted with a private
  * network and the v1 cgroup controllers (runc inside needs them on this kind of host), driven
