@@ -8,7 +8,7 @@
  * forced) and its timer work; node_exporter, an unprivileged user, reads the metrics but nobody
  * can list the state dir or read the usage DB; a missing state dir is recreated instead of a
  * restart loop; V8's pkey_alloc is allowed by the seccomp filter. Prints the journal of each unit
- * (what the README quotes).
+ * (what docs/operator-guide.md quotes).
  *
  * Not named e2e_*: it runs once per CI run, whatever containerd version the run is for (the
  * machine has its own). Needs root and the rootfs that scripts/setup_systemd.sh caches.
@@ -76,7 +76,7 @@ Deno.test("the shipped units under a real systemd (nspawn machine)", async (t) =
   const deno = Deno.execPath();
   const m = await Machine.create(rootfs, [`${REPO}:/usr/src/ctre`, `${deno}:/opt/deno/deno`]);
   try {
-    // Before boot: node_exporter's textfile collector pointed at ctre's metrics, as the README
+    // Before boot: node_exporter's textfile collector pointed at ctre's metrics, as docs/operator-guide.md
     // says; two images to import (one run, one left unused for prune).
     await Deno.writeTextFile(
       join(m.root, "etc/default/prometheus-node-exporter"),

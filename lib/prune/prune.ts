@@ -445,7 +445,7 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
   const shown = plan.filter((p) => p.decision === "prune");
   if (shown.length === 0) {
     run.say(`Nothing to prune (${plan.length} images in ${run.namespaces.length} namespaces kept)`);
-    // A forced run always reports a removal (empty here), as the README documents.
+    // A forced run always reports a removal (empty here), as docs/formats.md documents.
     const outcome = opts.mode === "force" ? emptyOutcome(contentBytes(run.latest)) : null;
     return await run.report(plan, excluded, outcome, 0);
   }

@@ -1,6 +1,6 @@
 /**
  * How a prune run is shown: the aligned table of --verbose and the JSON document of --json.
- * Field names of the JSON document are stable and documented in the README.
+ * Field names of the JSON document are stable and documented in docs/formats.md.
  *
  * @module
  */
