@@ -308,16 +308,15 @@ export function resolveUsers(input: LineageInput): Resolution {
         if (info === undefined) {
           needInfo.push(c.id);
           keepAll(c.id, "no image name, no snapshot under its ID, and no ctr containers info");
-        } else if (input.ns === "moby" || DOCKER_LABEL in info.labels) {
+        } else if (DOCKER_LABEL in info.labels) {
           // dockerd sets no SnapshotKey; its snapshot is keyed by the container ID.
           keepAll(c.id, "a docker container whose snapshot is not listed");
-        } else if (info.snapshotKey && info.snapshotter) {
-          keepAll(
-            c.id,
-            `its snapshot ${info.snapshotKey} (snapshotter ${info.snapshotter}) is not listed`,
-          );
+        } else if (info.snapshotKey) {
+          const of = info.snapshotter ? ` (snapshotter ${info.snapshotter})` : "";
+          keepAll(c.id, `its snapshot ${info.snapshotKey}${of} is not listed`);
         }
-        // else: no snapshot at all, it uses no image.
+        // else: neither an image nor a snapshot key (`ctr run --rootfs`, in any namespace): it
+        // uses no image.
       }
       continue;
     }
