@@ -385,3 +385,38 @@ Deno.test("a docker container whose snapshot is not listed keeps everything", ()
   assert.match(r.warnings.join("\n"), /a docker container whose snapshot is not listed/);
   assert.equal(r.usersOf.size, new Set(input.images.map((i) => i.digest)).size);
 });
+
+Deno.test("a container with neither image nor snapshot key uses no image, in moby too", () => {
+  const { input } = load("docker-2.1");
+  const rootfs = { id: "c-noimg", image: null, runtime: "io.containerd.runc.v2" };
+  const info = (snapshotKey: string, labels: Record<string, string> = {}): ContainerInfo => ({
+    id: "c-noimg",
+    image: "",
+    labels,
+    createdAt: "",
+    updatedAt: "",
+    snapshotKey,
+    snapshotter: snapshotKey === "" ? "" : "overlayfs",
+    criImageRef: null,
+  });
+  const resolve = (i: ContainerInfo) =>
+    resolveUsers({
+      ...input,
+      containers: [...input.containers, rootfs],
+      infos: new Map([["c-noimg", i]]),
+    });
+  const without = resolveUsers(input);
+  const none = resolve(info(""));
+  assert.deepEqual(none.warnings, without.warnings, "made from a host path: it uses no image");
+  assert.deepEqual(
+    usersByRef(input.images, none.usersOf),
+    usersByRef(input.images, without.usersOf),
+  );
+  // Unknown stays unknown: a snapshot key that is set but not listed, or dockerd's label (its
+  // snapshot is keyed by the container ID).
+  for (const i of [info("gone"), info("", { "com.docker/engine.bundle.path": "/x" })]) {
+    const r = resolve(i);
+    assert.match(r.warnings.join("\n"), /Cannot tell which image c-noimg in namespace moby/);
+    assert.equal(r.usersOf.size, new Set(input.images.map((i) => i.digest)).size);
+  }
+});

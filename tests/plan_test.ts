@@ -3,7 +3,6 @@ import type { NamespaceSnapshot } from "../lib/core/containerd.ts";
 import { parseContainerLs, parseContentLs, parseImageLs } from "../lib/ctr/listings.ts";
 import type { ContainerRow, ContentBlob, ImageRow } from "../lib/core/containerd.ts";
 import {
-  confirmAcrossPasses,
   globToRegExp,
   imageKey,
   type ImagePlan,
@@ -13,6 +12,7 @@ import {
   prunableSet,
   repositoryOf,
 } from "../lib/policy/plan.ts";
+import { confirmPass } from "../lib/policy/recheck.ts";
 import { usageKey } from "../lib/state/line_file.ts";
 import type { Usage } from "../lib/state/usage_db.ts";
 
@@ -348,7 +348,7 @@ Deno.test("planNamespace() sorts images by first ref", () => {
   assert.deepEqual(p.images.map((i) => i.refs[0]), ["a:1", "b:1", "c:1"]);
 });
 
-Deno.test("confirmAcrossPasses() downgrades what an earlier pass would not prune", async (t) => {
+Deno.test("confirmPass() (recheck.ts) downgrades what an earlier pass would not prune", async (t) => {
   const d1 = digest("1");
   const d2 = digest("2");
   const d3 = digest("3");
@@ -362,7 +362,7 @@ Deno.test("confirmAcrossPasses() downgrades what an earlier pass would not prune
     assert.equal(imageKey({ ns: NS, digest: d1 }), `${NS} ${d1}`);
   });
   await t.step("unchanged images stay prunable", () => {
-    const confirmed = confirmAcrossPasses(first.images, before);
+    const confirmed = confirmPass(first.images, before, new Set(before.keys()));
     assert.deepEqual(confirmed, first.images);
   });
   await t.step("used in between, new ref, or not prunable before", () => {
@@ -375,7 +375,7 @@ Deno.test("confirmAcrossPasses() downgrades what an earlier pass would not prune
     const partial = new Map(before);
     partial.delete(`${NS} ${d3}`);
     partial.set(`${NS} ${d1}`, "a:1");
-    const confirmed = confirmAcrossPasses(later.images, partial);
+    const confirmed = confirmPass(later.images, partial, new Set(before.keys()));
     assert.deepEqual(decisions({ images: confirmed, warnings: [] }), {
       "a:1": ["prune", "prune"],
       "b:1": ["keep", "used-during-double-check"],
@@ -385,7 +385,8 @@ Deno.test("confirmAcrossPasses() downgrades what an earlier pass would not prune
   });
   await t.step("kept images are passed through", () => {
     const kept: ImagePlan = { ...first.images[0]!, decision: "keep", reason: "in-use" };
-    assert.deepEqual(confirmAcrossPasses([kept], new Map()), [kept]);
+    // Kept and not prunable in the first pass: its own reason stays.
+    assert.deepEqual(confirmPass([kept], new Map(), new Set()), [kept]);
   });
   await t.step("prunableSet() leaves out kept images", () => {
     const kept: ImagePlan = { ...first.images[0]!, decision: "keep", reason: "pinned" };
@@ -394,7 +395,10 @@ Deno.test("confirmAcrossPasses() downgrades what an earlier pass would not prune
   await t.step("a namespace does not confirm another namespace's image", () => {
     const other = plan(snapshot([image("a:1", d1)], [], undefined, "default"));
     assert.deepEqual(
-      decisions({ images: confirmAcrossPasses(other.images, before), warnings: [] }),
+      decisions({
+        images: confirmPass(other.images, before, new Set(before.keys())),
+        warnings: [],
+      }),
       { "a:1": ["keep", "used-during-double-check"] },
     );
   });

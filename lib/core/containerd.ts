@@ -60,23 +60,28 @@ export interface SnapshotRow {
   kind: string;
 }
 
-export interface NamespaceSnapshot {
+/** Everything lib/policy/lineage.ts's `resolveUsers` reads about one namespace. */
+export interface LineageInput {
   ns: string;
   images: ImageRow[];
-  content: Map<string, ContentBlob>;
   containers: ContainerRow[];
-  /** Snapshots of every snapshotter in use (absent: not listed, decide by names only). */
+  /** All snapshots of the namespace (every snapshotter in use); absent: not listed. */
   snapshots?: SnapshotRow[];
   /** Why the snapshots could not all be listed (every image is then kept). */
   snapshotsError?: string;
-  /** Lease IDs (listed only when unclaimed active snapshots exist). */
+  /** Lease IDs; absent when not listed (listed only when unclaimed active snapshots exist). */
   leases?: string[];
-  /** Image target digest → chain IDs. */
+  /** Image target digest → chain IDs; an image absent here has an unknown chain. */
   chains?: Map<string, Set<string>>;
   /** Config digest → image target digests. */
   configs?: Map<string, string[]>;
   /** `ctr containers info` of the containers lineage needed it for. */
   infos?: Map<string, ContainerInfo>;
+}
+
+/** One namespace as lib/node/inventory.ts gathers it: the lineage input and its content. */
+export interface NamespaceSnapshot extends LineageInput {
+  content: Map<string, ContentBlob>;
   /** ctr calls spent on lineage (snapshot ls, content get, leases ls, containers info). */
   lineageCalls?: number;
 }

@@ -1,7 +1,7 @@
 /**
- * What containers really run from, as pure functions: images → chain IDs (from content labels or
- * a config's `rootfs.diff_ids`), and users (containers, active snapshots, leases, docker's
- * `moby-dangling` refs) → the images they keep, each with how it was found.
+ * What containers really run from, as pure functions: users (containers, active snapshots,
+ * leases, docker's `moby-dangling` refs) → the images they keep, each with how it was found.
+ * Images' chain IDs come from lib/policy/chains.ts (re-exported here for existing importers).
  *
  * Precedence per container: CRI's own record of its image (`ImageRef`), then its `Image` name
  * when that image's chain ID matches the container's snapshot lineage, and only then the lineage
@@ -10,12 +10,11 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type {
   ContainerInfo,
   ContainerRow,
-  ContentBlob,
   ImageRow,
+  LineageInput,
   SnapshotRow,
 } from "../core/containerd.ts";
 
@@ -31,10 +30,6 @@ export interface User {
   why?: string;
 }
 
-const LABEL_CONFIG = "containerd.io/gc.ref.content.config";
-const LABEL_MANIFEST = /^containerd\.io\/gc\.ref\.content\.m\./;
-const LABEL_SNAPSHOT = /^containerd\.io\/gc\.ref\.snapshot\.(.+)$/;
-const SNAPSHOT_PREFIX = "containerd.io/gc.ref.snapshot.";
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const MOBY_DANGLING = "moby-dangling@";
 /** The label dockerd puts on its containers. */
@@ -49,140 +44,18 @@ export function repositoryOf(ref: string): string | null {
   return colon > ref.lastIndexOf("/") ? ref.slice(0, colon) : ref;
 }
 
-/** The chain ID of an image's layers: one → diff_ids[0]; more → sha256(prev + " " + next). */
-export function chainId(diffIds: readonly string[]): string {
-  if (diffIds.length === 0) throw new Error("an image without layers has no chain ID");
-  let chain = diffIds[0]!;
-  for (const d of diffIds.slice(1)) {
-    chain = "sha256:" + createHash("sha256").update(`${chain} ${d}`).digest("hex");
-  }
-  return chain;
-}
+export {
+  chainId,
+  chainIdOfConfig,
+  chainsFromLabels,
+  configOfManifest,
+  type LabelChains,
+  snapshottersOf,
+} from "./chains.ts";
 
-/** The chain ID of a config blob's JSON (`rootfs.diff_ids`); throws on anything else. */
-export function chainIdOfConfig(json: string): string {
-  const ids = JSON.parse(json)?.rootfs?.diff_ids;
-  if (!Array.isArray(ids) || ids.length === 0 || !ids.every((d) => DIGEST.test(String(d)))) {
-    throw new Error("config has no rootfs.diff_ids");
-  }
-  return chainId(ids as string[]);
-}
+export type { LineageInput };
 
-/** The snapshotters named by `containerd.io/gc.ref.snapshot.<snapshotter>` labels. */
-export function snapshottersOf(content: Map<string, ContentBlob>): string[] {
-  const names = new Set<string>();
-  for (const blob of content.values()) {
-    for (const key of blob.labels.keys()) {
-      if (!key.startsWith(SNAPSHOT_PREFIX)) continue; // most keys: no regex run
-      const m = LABEL_SNAPSHOT.exec(key);
-      if (m?.[1]) names.add(m[1]);
-    }
-  }
-  return [...names].sort();
-}
-
-/** What content labels say of each image target's chain IDs. */
-export interface LabelChains {
-  /** Image target digest → chain IDs (of each platform unpacked here). */
-  chains: Map<string, Set<string>>;
-  /** Image target digest → config digests whose chain no label gives (blob present). */
-  needConfig: Map<string, string[]>;
-  /** Image target digest → manifests that name no config in their labels (blob present). */
-  needManifest: Map<string, string[]>;
-  /** Config digest → image target digests. */
-  configs: Map<string, string[]>;
-}
-
-/** `containerd.io/gc.ref.content.<n>`: how dockerd's `commit` labels a manifest's children. */
-const LABEL_NUMBERED = /^containerd\.io\/gc\.ref\.content\.\d+$/;
-
-function snapshotLabel(blob: ContentBlob | undefined): string | undefined {
-  if (blob === undefined) return undefined;
-  for (const [k, v] of blob.labels) {
-    if (k.startsWith(SNAPSHOT_PREFIX) && LABEL_SNAPSHOT.test(k)) {
-      return DIGEST.test(v) ? v : undefined;
-    }
-  }
-  return undefined;
-}
-
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key) ?? [];
-  if (!list.includes(value)) list.push(value);
-  map.set(key, list);
-}
-
-/**
- * Chain IDs of image targets from `ctr content ls` labels: index (`gc.ref.content.m.*`) →
- * manifests (`gc.ref.content.config`, or dockerd commit's numbered `gc.ref.content.<n>`) →
- * configs (`gc.ref.snapshot.<snapshotter>`). What labels do not say is listed to be read.
- */
-export function chainsFromLabels(
-  targets: Iterable<string>,
-  content: Map<string, ContentBlob>,
-): LabelChains {
-  const out: LabelChains = {
-    chains: new Map(),
-    needConfig: new Map(),
-    needManifest: new Map(),
-    configs: new Map(),
-  };
-  for (const target of new Set(targets)) {
-    const blob = content.get(target);
-    if (blob === undefined) continue; // no content: chain unknown
-    const children = [...blob.labels].filter(([k]) => LABEL_MANIFEST.test(k)).map(([, v]) => v);
-    const manifests = children.length > 0 ? children : [target];
-    for (const m of manifests) {
-      const mb = content.get(m);
-      if (mb === undefined) continue; // another platform, not fetched
-      const named = mb.labels.get(LABEL_CONFIG);
-      const configs = named !== undefined ? [named] : [...mb.labels]
-        .filter(([k, v]) => LABEL_NUMBERED.test(k) && snapshotLabel(content.get(v)) !== undefined)
-        .map(([, v]) => v);
-      if (configs.length === 0) {
-        push(out.needManifest, target, m);
-        continue;
-      }
-      for (const config of configs) {
-        push(out.configs, config, target);
-        const chain = snapshotLabel(content.get(config));
-        if (chain !== undefined) {
-          const set = out.chains.get(target) ?? new Set<string>();
-          set.add(chain);
-          out.chains.set(target, set);
-        } else if (content.has(config)) push(out.needConfig, target, config);
-      }
-    }
-  }
-  return out;
-}
-
-/** The config digest a manifest's JSON names; throws on anything else. */
-export function configOfManifest(json: string): string {
-  const digest = JSON.parse(json)?.config?.digest;
-  if (typeof digest !== "string" || !DIGEST.test(digest)) throw new Error("manifest has no config");
-  return digest;
-}
-
-/** Everything {@linkcode resolveUsers} reads about one namespace. */
-export interface LineageInput {
-  ns: string;
-  images: ImageRow[];
-  containers: ContainerRow[];
-  /** All snapshots of the namespace (every snapshotter listed); undefined: not listed. */
-  snapshots?: SnapshotRow[];
-  /** Why snapshots could not (all) be listed; then every image is kept. */
-  snapshotsError?: string;
-  /** Lease IDs; undefined when not listed. */
-  leases?: string[];
-  /** Image target digest → chain IDs; an image absent here has an unknown chain. */
-  chains?: Map<string, Set<string>>;
-  /** Config digest → image target digests. */
-  configs?: Map<string, string[]>;
-  /** `ctr containers info` of some containers. */
-  infos?: Map<string, ContainerInfo>;
-}
-
+/** Who uses which image of one namespace, as {@linkcode resolveUsers} decides it. */
 export interface Resolution {
   /** Image target digest → its users. */
   usersOf: Map<string, User[]>;
@@ -193,25 +66,62 @@ export interface Resolution {
   unclaimed: string[];
 }
 
-type Lineage =
-  | { kind: "chain"; chain: string }
-  | { kind: "gone" } // complete walk, no image of this namespace has any of these layers
-  | { kind: "broken"; why: string };
-
-/** Decides who uses which image of one namespace. */
+/**
+ * Decides who uses which image of one namespace, in steps that each return what they found:
+ * build the look-ups, docker's dangling refs, a failed snapshot listing, the containers, then
+ * the active snapshots no container claims.
+ */
 export function resolveUsers(input: LineageInput): Resolution {
-  const warnings: string[] = [];
-  const needInfo: string[] = [];
-  const usersOf = new Map<string, User[]>();
-  const digestOfRef = new Map(input.images.map((i) => [i.ref, i.digest]));
-  /** Repository → the digests its refs name (built once: a node may have thousands). */
+  const idx = buildIndex(input);
+  const containers = resolveContainers(input, idx);
+  const snapshots = resolveUnclaimed(input, idx, containers.claimed);
+  const all = mergeFound([
+    resolveDangling(idx),
+    input.snapshotsError === undefined
+      ? found()
+      : keepAll(idx, "(snapshots)", input.snapshotsError),
+    containers,
+    snapshots,
+  ]);
+  return {
+    usersOf: usersByDigest(all.uses),
+    warnings: all.warnings,
+    needInfo: all.needInfo,
+    unclaimed: snapshots.unclaimed,
+  };
+}
+
+/** The look-ups of one namespace, built once (a node may have thousands of images). */
+export interface LineageIndex {
+  ns: string;
+  /** Ref → image target digest. */
+  digestOfRef: Map<string, string>;
+  /** Repository ({@linkcode repositoryOf}) → the digests its refs name. */
+  digestsOfRepo: Map<string | null, Set<string>>;
+  /** Every image target digest, once, in listing order. */
+  allDigests: string[];
+  /** Image target digest → chain IDs. */
+  chains: Map<string, Set<string>>;
+  /** Chain ID → the image target digests that have it. */
+  imagesOfChain: Map<string, string[]>;
+  /** Image target digests whose chain is unknown. */
+  unknownChain: string[];
+  /** Snapshot key → its row (empty when not listed). */
+  snapshots: Map<string, SnapshotRow>;
+  /** Whether the snapshots were listed. */
+  snapshotsListed: boolean;
+  /** Config digest → image target digests. */
+  configs: Map<string, string[]>;
+}
+
+/** Step 1: the look-ups every later step reads. */
+export function buildIndex(input: LineageInput): LineageIndex {
   const digestsOfRepo = new Map<string | null, Set<string>>();
   for (const i of input.images) {
     const repo = repositoryOf(i.ref);
     const set = digestsOfRepo.get(repo) ?? new Set<string>();
     digestsOfRepo.set(repo, set.add(i.digest));
   }
-  const allDigests = [...new Set(input.images.map((i) => i.digest))];
   const chains = input.chains ?? new Map<string, Set<string>>();
   const imagesOfChain = new Map<string, string[]>();
   for (const [digest, set] of chains) {
@@ -221,156 +131,271 @@ export function resolveUsers(input: LineageInput): Resolution {
       else list.push(digest);
     }
   }
-  const unknownChain = allDigests.filter((d) => !chains.has(d));
-  const add = (digests: Iterable<string>, user: User) => {
+  const allDigests = [...new Set(input.images.map((i) => i.digest))];
+  return {
+    ns: input.ns,
+    digestOfRef: new Map(input.images.map((i) => [i.ref, i.digest])),
+    digestsOfRepo,
+    allDigests,
+    chains,
+    imagesOfChain,
+    unknownChain: allDigests.filter((d) => !chains.has(d)),
+    snapshots: new Map((input.snapshots ?? []).map((s) => [s.key, s])),
+    snapshotsListed: input.snapshots !== undefined,
+    configs: input.configs ?? new Map(),
+  };
+}
+
+/** One use: `user` keeps each of `digests`. */
+export interface Use {
+  digests: readonly string[];
+  user: User;
+}
+
+/** What a step found. */
+export interface Found {
+  /** Who keeps which images, in the order found. */
+  uses: Use[];
+  warnings: string[];
+  /** Containers whose `ctr containers info` would decide more precisely. */
+  needInfo: string[];
+}
+
+/** A {@linkcode Found}, empty where not given. */
+export function found(part: Partial<Found> = {}): Found {
+  return { uses: part.uses ?? [], warnings: part.warnings ?? [], needInfo: part.needInfo ?? [] };
+}
+
+/** `user` keeps `digests`. */
+function uses(digests: readonly string[], user: User): Found {
+  return found({ uses: [{ digests, user }] });
+}
+
+/** The findings of `parts`, in order. */
+export function mergeFound(parts: readonly Found[]): Found {
+  return {
+    uses: parts.flatMap((p) => p.uses),
+    warnings: parts.flatMap((p) => p.warnings),
+    needInfo: parts.flatMap((p) => p.needInfo),
+  };
+}
+
+/** Image target digest → its users: each user once per digest (by id and how), first kept. */
+export function usersByDigest(found: readonly Use[]): Map<string, User[]> {
+  const usersOf = new Map<string, User[]>();
+  for (const { digests, user } of found) {
     for (const d of digests) {
       const list = usersOf.get(d) ?? [];
       if (!list.some((u) => u.id === user.id && u.how === user.how)) list.push(user);
       usersOf.set(d, list);
     }
-  };
-  const keepAll = (id: string, why: string) => {
-    add(allDigests, { id, how: "unknown", why });
-    warnings.push(
-      `Cannot tell which image ${id} in namespace ${input.ns} uses (${why}); keeping every ` +
-        `image of the namespace`,
-    );
-  };
-
-  for (const ref of digestOfRef.keys()) {
-    if (ref.startsWith(MOBY_DANGLING)) {
-      add([digestOfRef.get(ref)!], { id: ref, how: "moby-dangling" });
-    }
   }
-  if (input.snapshotsError !== undefined) {
-    keepAll("(snapshots)", input.snapshotsError);
+  return usersOf;
+}
+
+/** The image `id` uses cannot be determined: it keeps every image, and a warning says why. */
+export function keepAll(idx: LineageIndex, id: string, why: string): Found {
+  return found({
+    uses: [{ digests: idx.allDigests, user: { id, how: "unknown", why } }],
+    warnings: [
+      `Cannot tell which image ${id} in namespace ${idx.ns} uses (${why}); keeping every ` +
+      `image of the namespace`,
+    ],
+  });
+}
+
+/** Where a snapshot's parents lead. */
+export type Lineage =
+  | { kind: "chain"; chain: string } // a committed snapshot that is an image's chain ID
+  | { kind: "gone" } // complete walk, no image of this namespace has any of these layers
+  | { kind: "broken"; why: string }; // a parent not listed, or a loop
+
+/** Walks snapshot `key` through its parents to the first image chain ID. */
+export function lineageOf(idx: LineageIndex, key: string): Lineage {
+  const seen = new Set<string>();
+  let cur = idx.snapshots.get(key);
+  while (cur !== undefined && !seen.has(cur.key)) {
+    seen.add(cur.key);
+    if (cur.kind === "Committed" && idx.imagesOfChain.has(cur.key)) {
+      return { kind: "chain", chain: cur.key };
+    }
+    if (cur.parent === null) return { kind: "gone" };
+    const next = idx.snapshots.get(cur.parent);
+    if (next === undefined) {
+      return { kind: "broken", why: `snapshot ${cur.key} has parent ${cur.parent}, not listed` };
+    }
+    cur = next;
   }
+  return { kind: "broken", why: `snapshot ${key} has a parent loop` };
+}
 
-  const rows = new Map((input.snapshots ?? []).map((s) => [s.key, s]));
-  const lineage = (key: string): Lineage => {
-    const seen = new Set<string>();
-    let cur = rows.get(key);
-    while (cur !== undefined && !seen.has(cur.key)) {
-      seen.add(cur.key);
-      if (cur.kind === "Committed" && imagesOfChain.has(cur.key)) {
-        return { kind: "chain", chain: cur.key };
-      }
-      if (cur.parent === null) return { kind: "gone" };
-      const next = rows.get(cur.parent);
-      if (next === undefined) {
-        return { kind: "broken", why: `snapshot ${cur.key} has parent ${cur.parent}, not listed` };
-      }
-      cur = next;
-    }
-    return { kind: "broken", why: `snapshot ${key} has a parent loop` };
-  };
-  /** Keeps what a lineage points at; false when it points at nothing known. */
-  const keepLineage = (id: string, how: How, lin: Lineage): void => {
-    if (lin.kind === "chain") add(imagesOfChain.get(lin.chain) ?? [], { id, how });
-    else if (lin.kind === "broken") keepAll(id, lin.why);
-    else if (unknownChain.length > 0) {
-      // Its image may be one whose chain we could not learn: never prune on a guess.
-      add(unknownChain, {
-        id,
-        how: "unknown",
-        why: "its snapshot matches no image whose chain ID is known",
-      });
-    }
-  };
-  const byCriRecord = (info: ContainerInfo | undefined): string[] => {
-    const ref = info?.criImageRef;
-    if (!ref) return [];
-    const direct = digestOfRef.get(ref);
-    return direct !== undefined ? [direct] : input.configs?.get(ref) ?? [];
-  };
+/**
+ * What user `id` keeps by its lineage: the images of its chain; every image when the walk broke;
+ * when it found no image, the images whose chain is unknown (never prune on a guess).
+ */
+export function keepLineage(idx: LineageIndex, id: string, how: How, lin: Lineage): Found {
+  if (lin.kind === "chain") return uses(idx.imagesOfChain.get(lin.chain) ?? [], { id, how });
+  if (lin.kind === "broken") return keepAll(idx, id, lin.why);
+  if (idx.unknownChain.length === 0) return found();
+  return uses(idx.unknownChain, {
+    id,
+    how: "unknown",
+    why: "its snapshot matches no image whose chain ID is known",
+  });
+}
 
+/** The images CRI's record of a container (`ImageRef`: a ref or a config digest) names. */
+export function criRecordDigests(idx: LineageIndex, info: ContainerInfo | undefined): string[] {
+  const ref = info?.criImageRef;
+  if (!ref) return [];
+  const direct = idx.digestOfRef.get(ref);
+  return direct !== undefined ? [direct] : idx.configs.get(ref) ?? [];
+}
+
+/** Step 2: `moby-dangling@…` refs, which `docker rmi -f` leaves for images still used. */
+export function resolveDangling(idx: LineageIndex): Found {
+  return mergeFound(
+    [...idx.digestOfRef].filter(([ref]) => ref.startsWith(MOBY_DANGLING))
+      .map(([ref, digest]) => uses([digest], { id: ref, how: "moby-dangling" })),
+  );
+}
+
+/** Step 3: what each container runs from, and the snapshot keys the containers claim. */
+export function resolveContainers(
+  input: LineageInput,
+  idx: LineageIndex,
+): Found & { claimed: Set<string> } {
   const claimed = new Set<string>();
-  for (const c of input.containers) {
+  const parts = input.containers.map((c) => {
     const info = input.infos?.get(c.id);
-    const key = info?.snapshotKey || c.id;
-    claimed.add(key);
-    const row = input.snapshots ? rows.get(key) : undefined;
-    const named = c.image === null ? undefined : digestOfRef.get(c.image);
-    if (row === undefined) {
-      if (named !== undefined) add([named], { id: c.id, how: "name" });
-      else if (c.image !== null) {
-        const cri = byCriRecord(info);
-        if (cri.length > 0) add(cri, { id: c.id, how: "cri-record" });
-        else {
-          warnings.push(
-            `Container "${c.id}" in namespace ${input.ns} uses image "${c.image}", which is ` +
-              `not in the image list; skipping it`,
-          );
-        }
-      } else if (input.snapshots !== undefined) {
-        // No image name and no snapshot under its ID: made from a host rootfs path, or its
-        // snapshot has another key or snapshotter. Only its info can tell.
-        if (info === undefined) {
-          needInfo.push(c.id);
-          keepAll(c.id, "no image name, no snapshot under its ID, and no ctr containers info");
-        } else if (input.ns === "moby" || DOCKER_LABEL in info.labels) {
-          // dockerd sets no SnapshotKey; its snapshot is keyed by the container ID.
-          keepAll(c.id, "a docker container whose snapshot is not listed");
-        } else if (info.snapshotKey && info.snapshotter) {
-          keepAll(
-            c.id,
-            `its snapshot ${info.snapshotKey} (snapshotter ${info.snapshotter}) is not listed`,
-          );
-        }
-        // else: no snapshot at all, it uses no image.
-      }
-      continue;
-    }
-    const lin = lineage(key);
-    const agrees = named !== undefined && lin.kind === "chain" &&
-      (chains.get(named)?.has(lin.chain) ?? false);
-    if (agrees) {
-      add([named], { id: c.id, how: "name" });
-      // A tag moved to an image with the same layers (a rebuild that changed only its config):
-      // the old digest of that repository has the same chain, and only CRI's record can tell
-      // which of them runs. Without one, keep them all.
-      const ofRepo = digestsOfRepo.get(repositoryOf(c.image!)) ?? [];
-      const siblings = [...ofRepo].filter((d) => d !== named && chains.get(d)?.has(lin.chain));
-      if (siblings.length > 0) {
-        const cri = byCriRecord(info);
-        if (cri.length > 0) add(cri, { id: c.id, how: "cri-record" });
-        else {
-          if (info === undefined) needInfo.push(c.id);
-          add(siblings, { id: c.id, how: "snapshot" });
-        }
-      }
-      continue;
-    }
-    const cri = byCriRecord(info);
-    if (named !== undefined) add([named], { id: c.id, how: "name" });
-    if (cri.length > 0) {
-      add(cri, { id: c.id, how: "cri-record" });
-      continue;
-    }
-    if (named !== undefined && info === undefined) needInfo.push(c.id);
-    keepLineage(c.id, "snapshot", lin);
-  }
+    claimed.add(info?.snapshotKey || c.id);
+    return resolveContainer(idx, c, info);
+  });
+  return { ...mergeFound(parts), claimed };
+}
 
-  const leases = new Set(input.leases ?? []);
-  const unclaimed: string[] = [];
-  for (const s of input.snapshots ?? []) {
-    if (s.kind === "Committed" || claimed.has(s.key)) continue;
-    unclaimed.push(s.key);
-    const lin = lineage(s.key);
-    const volume = imageVolumeOf(s.key);
-    if (volume !== null) {
-      // containerd 2.1+ CRI image volume: the key names the pod and the image's manifest.
-      const how = leases.has(volume.sandbox) ? "lease" : "snapshot";
-      const exact = allDigests.includes(volume.digest) && lin.kind === "chain" &&
-        (chains.get(volume.digest)?.has(lin.chain) ?? false);
-      if (exact) {
-        add([volume.digest], { id: s.key, how });
-        continue;
-      }
-    }
-    keepLineage(s.key, leases.has(s.key) ? "lease" : "snapshot", lin);
+/**
+ * What one container runs from. Precedence: CRI's record, then its name when that image's chain
+ * is its snapshot's lineage, and only then the lineage.
+ */
+export function resolveContainer(
+  idx: LineageIndex,
+  c: ContainerRow,
+  info: ContainerInfo | undefined,
+): Found {
+  const key = info?.snapshotKey || c.id;
+  const named = c.image === null ? undefined : idx.digestOfRef.get(c.image);
+  if (!idx.snapshots.has(key)) return resolveUnlisted(idx, c, named, info);
+  const lin = lineageOf(idx, key);
+  if (
+    c.image !== null && named !== undefined && lin.kind === "chain" &&
+    (idx.chains.get(named)?.has(lin.chain) ?? false)
+  ) {
+    return resolveAgreeing(idx, { id: c.id, image: c.image, digest: named }, lin.chain, info);
   }
-  return { usersOf, warnings, needInfo, unclaimed };
+  const byName = named === undefined ? found() : uses([named], { id: c.id, how: "name" });
+  const cri = criRecordDigests(idx, info);
+  if (cri.length > 0) return mergeFound([byName, uses(cri, { id: c.id, how: "cri-record" })]);
+  const ask = found({ needInfo: named !== undefined && info === undefined ? [c.id] : [] });
+  return mergeFound([byName, ask, keepLineage(idx, c.id, "snapshot", lin)]);
+}
+
+/** A container without a listed snapshot: its name, CRI's record, or its info decides. */
+function resolveUnlisted(
+  idx: LineageIndex,
+  c: ContainerRow,
+  named: string | undefined,
+  info: ContainerInfo | undefined,
+): Found {
+  if (named !== undefined) return uses([named], { id: c.id, how: "name" });
+  if (c.image !== null) {
+    const cri = criRecordDigests(idx, info);
+    if (cri.length > 0) return uses(cri, { id: c.id, how: "cri-record" });
+    return found({
+      warnings: [
+        `Container "${c.id}" in namespace ${idx.ns} uses image "${c.image}", which is not in ` +
+        `the image list; skipping it`,
+      ],
+    });
+  }
+  return idx.snapshotsListed ? resolveImageless(idx, c.id, info) : found();
+}
+
+/**
+ * A container without image name and without a snapshot under its ID: made from a host rootfs
+ * path, or its snapshot has another key or snapshotter. Only its info can tell.
+ */
+export function resolveImageless(
+  idx: LineageIndex,
+  id: string,
+  info: ContainerInfo | undefined,
+): Found {
+  if (info === undefined) {
+    const why = "no image name, no snapshot under its ID, and no ctr containers info";
+    return { ...keepAll(idx, id, why), needInfo: [id] };
+  }
+  if (DOCKER_LABEL in info.labels) {
+    // dockerd sets no SnapshotKey; its snapshot is keyed by the container ID.
+    return keepAll(idx, id, "a docker container whose snapshot is not listed");
+  }
+  if (info.snapshotKey) {
+    const of = info.snapshotter ? ` (snapshotter ${info.snapshotter})` : "";
+    return keepAll(idx, id, `its snapshot ${info.snapshotKey}${of} is not listed`);
+  }
+  // Neither an image nor a snapshot key (`ctr run --rootfs`, in any namespace): it uses no image.
+  return found();
+}
+
+/**
+ * A container whose name's image has its snapshot's chain: that image. A tag moved to an image
+ * with the same layers (a rebuild that changed only its config) leaves the old digest of that
+ * repository with the same chain, and only CRI's record can tell which runs; without one, all.
+ */
+function resolveAgreeing(
+  idx: LineageIndex,
+  c: { id: string; image: string; digest: string },
+  chain: string,
+  info: ContainerInfo | undefined,
+): Found {
+  const byName = uses([c.digest], { id: c.id, how: "name" });
+  const ofRepo = idx.digestsOfRepo.get(repositoryOf(c.image)) ?? [];
+  const siblings = [...ofRepo].filter((d) => d !== c.digest && idx.chains.get(d)?.has(chain));
+  if (siblings.length === 0) return byName;
+  const cri = criRecordDigests(idx, info);
+  if (cri.length > 0) return mergeFound([byName, uses(cri, { id: c.id, how: "cri-record" })]);
+  const ask = found({ needInfo: info === undefined ? [c.id] : [] });
+  return mergeFound([byName, ask, uses(siblings, { id: c.id, how: "snapshot" })]);
+}
+
+/** Step 4: active snapshots no container claims (docker's stopped containers, image volumes). */
+export function resolveUnclaimed(
+  input: LineageInput,
+  idx: LineageIndex,
+  claimed: ReadonlySet<string>,
+): Found & { unclaimed: string[] } {
+  const leases = new Set(input.leases ?? []);
+  const unclaimed = (input.snapshots ?? [])
+    .filter((s) => s.kind !== "Committed" && !claimed.has(s.key)).map((s) => s.key);
+  return { ...mergeFound(unclaimed.map((key) => resolveSnapshot(idx, key, leases))), unclaimed };
+}
+
+/** What one unclaimed active snapshot keeps (by its lease when one has its ID). */
+export function resolveSnapshot(
+  idx: LineageIndex,
+  key: string,
+  leases: ReadonlySet<string>,
+): Found {
+  const lin = lineageOf(idx, key);
+  const volume = imageVolumeOf(key);
+  if (
+    volume !== null && idx.allDigests.includes(volume.digest) && lin.kind === "chain" &&
+    (idx.chains.get(volume.digest)?.has(lin.chain) ?? false)
+  ) {
+    // containerd 2.1+ CRI image volume: the key names the pod and the image's manifest.
+    const how = leases.has(volume.sandbox) ? "lease" : "snapshot";
+    return uses([volume.digest], { id: key, how });
+  }
+  return keepLineage(idx, key, leases.has(key) ? "lease" : "snapshot", lin);
 }
 
 /**

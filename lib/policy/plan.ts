@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { NamespaceSnapshot } from "../core/containerd.ts";
+import type { ImageRow, NamespaceSnapshot } from "../core/containerd.ts";
 import { newestPerRepository } from "./keep_latest.ts";
 import { type PinEntry, rememberedSince } from "../state/pin_memory.ts";
 import { lastPullOf } from "../state/pull_db.ts";
@@ -101,95 +101,144 @@ export function globToRegExp(glob: string): RegExp {
 
 export { repositoryOf };
 
-/** Decides every image of one namespace. */
+/**
+ * Decides every image of one namespace: who uses what (lib/policy/lineage.ts), each digest's
+ * refs and recorded use, the N newest per repository, then one decision per digest.
+ */
 export function planNamespace(
   snap: NamespaceSnapshot,
   usage: Map<string, Usage>,
   policy: Policy,
   extras: PlanExtras = {},
 ): Plan {
-  const warnings: string[] = [];
-  const byDigest = new Map<string, typeof snap.images>();
+  const resolved = resolveUsers(snap);
+  const candidates = candidatesOf(snap, usage, extras.pulls ?? new Map());
+  const rules: Rules = {
+    ns: snap.ns,
+    policy,
+    usersOf: resolved.usersOf,
+    patterns: policy.keep.map((p) => ({ p, re: globToRegExp(p) })),
+    newest: newestPerRepository(candidates, extras.keepLatest ?? 0),
+    pins: extras.pins ?? new Map(),
+    pinCutoff: policy.now - (extras.pinMemory ?? DEFAULT_PIN_MEMORY),
+  };
+  const images = candidates.map((c) => decideImage(c, rules, snap.content.get(c.digest)));
+  const warnings = [
+    ...resolved.warnings,
+    ...images.flatMap((p) => p.reason === "in-use" ? dupeRefWarnings(p) : []),
+  ];
+  images.sort((a, b) => a.refs[0]! < b.refs[0]! ? -1 : a.refs[0]! > b.refs[0]! ? 1 : 0);
+  return { images, warnings };
+}
+
+/** One digest of a namespace: its rows, sorted refs and recorded use, worked out once. */
+export interface Candidate {
+  digest: string;
+  group: ImageRow[];
+  refs: string[];
+  /** The latest recorded start/stop of any of its refs. */
+  used: Usage | undefined;
+  /** The latest recorded pull of any of its refs, unix seconds. */
+  pulled: number | null;
+  /** The latest of both, unix seconds. */
+  lastUse: number | null;
+  ageSeconds: number | null;
+}
+
+/** The images of `snap` by digest (in listing order), each with its refs and recorded use. */
+export function candidatesOf(
+  snap: Pick<NamespaceSnapshot, "ns" | "images" | "content">,
+  usage: Map<string, Usage>,
+  pulls: Map<string, number>,
+): Candidate[] {
+  const byDigest = new Map<string, ImageRow[]>();
   for (const image of snap.images) {
     const group = byDigest.get(image.digest) ?? [];
     group.push(image);
     byDigest.set(image.digest, group);
   }
-  const resolved = resolveUsers(snap);
-  warnings.push(...resolved.warnings);
-  const usersOf = resolved.usersOf;
-  const patterns = policy.keep.map((p) => ({ p, re: globToRegExp(p) }));
-  const pulls = extras.pulls ?? new Map<string, number>();
-  const pins = extras.pins ?? new Map<string, PinEntry>();
-  const pinCutoff = policy.now - (extras.pinMemory ?? DEFAULT_PIN_MEMORY);
-  // Each image's refs and recorded use, worked out once for --keep-latest and the decision.
-  const candidates = [...byDigest].map(([digest, group]) => {
+  return [...byDigest].map(([digest, group]) => {
     const refs = group.map((i) => i.ref).sort();
     const used = lastUseOf(usage, snap.ns, refs);
     const pulled = lastPullOf(pulls, snap.ns, refs);
     const uses = [used ? lastUse(used) : null, pulled].filter((t) => t !== null);
-    const lastUsed = uses.length ? Math.max(...uses) : null;
     const ageSeconds = snap.content.get(digest)?.ageSeconds ?? null;
-    return { digest, group, refs, used, pulled, lastUse: lastUsed, ageSeconds };
-  });
-  const newest = newestPerRepository(candidates, extras.keepLatest ?? 0);
-  const images: ImagePlan[] = [];
-  for (const { digest, group, refs, used, pulled, lastUse: lastUsed } of candidates) {
-    const blob = snap.content.get(digest);
-    const base = {
-      ns: snap.ns,
+    return {
       digest,
+      group,
       refs,
-      size: group[0]?.size ?? 0,
-      ageSeconds: blob?.ageSeconds ?? null,
-      ageText: blob?.ageText ?? null,
-      lastStart: used?.start ?? null,
-      lastStop: used?.stop ?? null,
-      // Only when recorded, so plans without pulls look as they always did.
-      ...(pulled === null ? {} : { lastPull: pulled }),
+      used,
+      pulled,
+      lastUse: uses.length ? Math.max(...uses) : null,
+      ageSeconds,
     };
-    const keep = (reason: Reason, extra: Partial<ImagePlan> = {}): ImagePlan => ({
-      ...base,
-      decision: "keep",
-      reason,
-      ...extra,
-    });
-    const users = usersOf.get(digest);
-    const pinned = group.some((i) => pinnedByLabel(i.labels));
-    const pattern = patterns.find(({ re }) => refs.some((r) => re.test(r)))?.p;
-    const pinSince = users || pinned
-      ? null
-      : rememberedSince(pins, snap.ns, digest, refs, pinCutoff);
-    if (users) {
-      const sorted = [...users].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-      images.push(
-        keep("in-use", { containers: [...new Set(sorted.map((u) => u.id))], users: sorted }),
-      );
-      const repos = new Set(refs.map(repositoryOf).filter((r) => r !== null));
-      if (repos.size > 1) {
-        warnings.push(
-          `Dupe refs found for ns ${snap.ns} image ${digest}, keeping all: ${refs.join(" + ")}`,
-        );
-      }
-    } else if (pinned) {
-      images.push(keep("pinned"));
-    } else if (pinSince !== null) {
-      images.push(keep("pinned", { pinnedRememberedSince: pinSince }));
-    } else if (pattern !== undefined) {
-      images.push(keep("kept-by-pattern", { pattern }));
-    } else if (newest.has(digest)) {
-      images.push(keep("kept-latest"));
-    } else if (lastUsed !== null && lastUsed >= policy.now - policy.usedWithin) {
-      // A start, stop or pull within the window.
-      images.push(keep("recently-used"));
-    } else if (base.ageSeconds === null || base.ageSeconds < policy.minAge) {
-      images.push(keep("too-young"));
-    } else {
-      images.push({ ...base, decision: "prune", reason: "prune" });
-    }
+  });
+}
+
+/** What {@linkcode decideImage} weighs besides the image itself. */
+export interface Rules {
+  ns: string;
+  policy: Policy;
+  /** Image target digest → its users (lib/policy/lineage.ts). */
+  usersOf: Map<string, User[]>;
+  patterns: { p: string; re: RegExp }[];
+  /** Digests kept by `--keep-latest`. */
+  newest: Set<string>;
+  pins: Map<string, PinEntry>;
+  /** Pins remembered as last seen before this (unix seconds) no longer protect. */
+  pinCutoff: number;
+}
+
+/**
+ * One digest's decision, the first rule that keeps it winning: in use, pinned (label, then pin
+ * memory), kept by pattern, kept latest, recently used, too young; else prune.
+ */
+export function decideImage(
+  c: Candidate,
+  rules: Rules,
+  blob: { ageSeconds: number; ageText: string } | undefined,
+): ImagePlan {
+  const base = {
+    ns: rules.ns,
+    digest: c.digest,
+    refs: c.refs,
+    size: c.group[0]?.size ?? 0,
+    ageSeconds: blob?.ageSeconds ?? null,
+    ageText: blob?.ageText ?? null,
+    lastStart: c.used?.start ?? null,
+    lastStop: c.used?.stop ?? null,
+    // Only when recorded, so plans without pulls look as they always did.
+    ...(c.pulled === null ? {} : { lastPull: c.pulled }),
+  };
+  const keep = (reason: Reason, extra: Partial<ImagePlan> = {}): ImagePlan => ({
+    ...base,
+    decision: "keep",
+    reason,
+    ...extra,
+  });
+  const users = rules.usersOf.get(c.digest);
+  if (users) {
+    const sorted = [...users].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    return keep("in-use", { containers: [...new Set(sorted.map((u) => u.id))], users: sorted });
   }
-  images.sort((a, b) => a.refs[0]! < b.refs[0]! ? -1 : a.refs[0]! > b.refs[0]! ? 1 : 0);
-  return { images, warnings };
+  if (c.group.some((i) => pinnedByLabel(i.labels))) return keep("pinned");
+  const since = rememberedSince(rules.pins, rules.ns, c.digest, c.refs, rules.pinCutoff);
+  if (since !== null) return keep("pinned", { pinnedRememberedSince: since });
+  const pattern = rules.patterns.find(({ re }) => c.refs.some((r) => re.test(r)))?.p;
+  if (pattern !== undefined) return keep("kept-by-pattern", { pattern });
+  if (rules.newest.has(c.digest)) return keep("kept-latest");
+  const { now, usedWithin, minAge } = rules.policy;
+  // A start, stop or pull within the window.
+  if (c.lastUse !== null && c.lastUse >= now - usedWithin) return keep("recently-used");
+  if (base.ageSeconds === null || base.ageSeconds < minAge) return keep("too-young");
+  return { ...base, decision: "prune", reason: "prune" };
+}
+
+/** The warning for an in-use digest whose refs name more than one repository (all are kept). */
+export function dupeRefWarnings(p: Pick<ImagePlan, "ns" | "digest" | "refs">): string[] {
+  const repos = new Set(p.refs.map(repositoryOf).filter((r) => r !== null));
+  if (repos.size <= 1) return [];
+  return [`Dupe refs found for ns ${p.ns} image ${p.digest}, keeping all: ${p.refs.join(" + ")}`];
 }
 
 /** The key of one image decision across passes. */
@@ -197,23 +246,7 @@ export function imageKey(p: Pick<ImagePlan, "ns" | "digest">): string {
   return `${p.ns} ${p.digest}`;
 }
 
-/**
- * Merges the plan of a later pass with what earlier passes allowed: an image is pruned only if
- * every pass would have pruned it with the same refs; otherwise it is kept as
- * used-during-double-check.
- */
-export function confirmAcrossPasses(
-  latest: ImagePlan[],
-  prunableBefore: Map<string, string>,
-): ImagePlan[] {
-  return latest.map((p) => {
-    if (p.decision !== "prune") return p;
-    if (prunableBefore.get(imageKey(p)) === p.refs.join(" ")) return p;
-    return { ...p, decision: "keep", reason: "used-during-double-check" };
-  });
-}
-
-/** The prunable images of a plan, as key → refs, for {@linkcode confirmAcrossPasses}. */
+/** The prunable images of a plan, as key → refs (lib/policy/recheck.ts confirms passes by it). */
 export function prunableSet(images: ImagePlan[]): Map<string, string> {
   return new Map(
     images.filter((p) => p.decision === "prune").map((p) => [imageKey(p), p.refs.join(" ")]),

@@ -722,6 +722,35 @@ export class TestContainerd {
     await this.waitTask(ns, id, "RUNNING");
   }
 
+  /**
+   * Starts container `id` from a host directory instead of an image (`ctr run --rootfs`: no
+   * image, no snapshot), running `sleep 100000` from a copy of the host's busybox; returns that
+   * directory. The task is RUNNING when this returns.
+   */
+  async runRootfs(ns: string, id: string): Promise<string> {
+    const rootfs = `${this.dir}/rootfs-${ns}-${id}`;
+    await Deno.mkdir(`${rootfs}/bin`, { recursive: true });
+    await Deno.copyFile("/bin/busybox", `${rootfs}/bin/busybox`);
+    await Deno.chmod(`${rootfs}/bin/busybox`, 0o755);
+    for (const link of ["sh", "sleep", "true"]) {
+      await Deno.symlink("busybox", `${rootfs}/bin/${link}`);
+    }
+    await this.ctrOk([
+      "-n",
+      ns,
+      "run",
+      "-d",
+      "--rootfs",
+      ...this.#runFlags(ns, id),
+      rootfs,
+      id,
+      "/bin/sleep", // no image config: no PATH
+      "100000",
+    ]);
+    await this.waitTask(ns, id, "RUNNING");
+    return rootfs;
+  }
+
   /** Starts container `id` running `true` and waits until its task is STOPPED (not deleted). */
   async runToExit(ns: string, ref: string, id: string): Promise<void> {
     await this.ctrOk(["-n", ns, "run", "-d", ...this.#runFlags(ns, id), ref, id, "true"]);
