@@ -166,3 +166,15 @@ Deno.test("gateway: a ctr that cannot start is a CtrError, not an exit", async (
   const e = await c.listTasks("default").then(() => null, (e) => e);
   assert.ok(e instanceof CtrError && !(e instanceof CtrExitError), String(e));
 });
+
+Deno.test("gateway: image rm with containerd down fails every ref with ctr's reason (real stderr)", async () => {
+  const stderr = read("ctr-1.6/ctr_refused.stderr");
+  const c = ctrGateway(new FakeCtr(() => fail(stderr)));
+  const outcome = await c.removeImages("default", ["x:1", "x:2"], false);
+  assert.deepEqual(outcome.removed, []);
+  assert.deepEqual(outcome.missing, []);
+  assert.deepEqual(outcome.failed.map((f) => f.ref), ["x:1", "x:2"]);
+  for (const f of outcome.failed) {
+    assert.equal(f.reason, `ctr -n default image rm … exited with code 1: ${stderr.trim()}`);
+  }
+});
