@@ -77,6 +77,4 @@ export interface NamespaceSnapshot {
   configs?: Map<string, string[]>;
   /** `ctr containers info` of the containers lineage needed it for. */
   infos?: Map<string, ContainerInfo>;
-  /** ctr calls spent on lineage (snapshot ls, content get, leases ls, containers info). */
-  lineageCalls?: number;
 }
