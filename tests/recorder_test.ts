@@ -7,6 +7,7 @@ import { NULL_TIME, parseUsageDb, type Usage } from "../lib/state/usage_db.ts";
 import { fail, FakeCtr, ok, type RunScript } from "./support/fake_ctr.ts";
 import { ctrGateway } from "../lib/ctr/ctr_gateway.ts";
 import { readEventLine } from "../lib/ctr/events.ts";
+import { containerInfo, eventStream, FakeContainerd } from "./support/fake_containerd.ts";
 import { FakeIo } from "./support/fake_io.ts";
 
 const DAY = 86400;
@@ -685,44 +686,42 @@ Deno.test("record() catches up on a container started while it reconnected, and 
   const dir = await Deno.makeTempDir({ prefix: "ctre-record-" });
   try {
     const controller = new AbortController();
-    const row = (a: string, b: string, c: string) => `${a.padEnd(13)}${b.padEnd(36)}${c}\n`;
-    const ls = (...rows: [string, string][]) =>
-      row("CONTAINER", "IMAGE", "RUNTIME") +
-      rows.map(([id, image]) => row(id, image, "io.containerd.runc.v2")).join("");
+    const row = (id: string, image: string) => ({ id, image, runtime: "io.containerd.runc.v2" });
     let resyncs = 0;
     const metrics = () => Deno.readTextFileSync(join(dir, "metrics", "ctre.prom"));
     const seen: Record<string, string> = {};
-    const ctr = new FakeCtr(
-      (args) => {
-        switch (args.join(" ")) {
-          case "namespace ls -q":
-            return ok("default\n");
-          case "-n default container ls":
-            // The first connect knows "old"; "app3" was created and started in the gap.
-            return ok(
-              ++resyncs === 1
-                ? ls(["old", "docker.io/library/old:1"])
-                : ls(["old", "docker.io/library/old:1"], ["app3", REF]),
-            );
-          case "-n default task ls":
-            return ok(
-              "TASK    PID    STATUS    \nold     10     RUNNING\napp3    11     RUNNING\n",
-            );
-          case "-n default containers info probe":
-            seen.following = metrics();
-            return ok(info("probe", "docker.io/library/probe:1"));
-        }
-        return fail("ctr: unexpected\n");
-      },
-      () => {
-        if (resyncs === 1) seen.reconnecting = metrics();
-        return {
-          lines: resyncs === 0 ? [] : [line("/tasks/create", { container_id: "probe" }, "default")],
-          code: 1,
-          stderr: "ctr: rpc error: code = Unavailable desc = transport is closing\n",
-        };
-      },
+    const containerd = new FakeContainerd();
+    containerd.ns("default").tasks = [
+      { id: "old", pid: 10, status: "RUNNING" },
+      { id: "app3", pid: 11, status: "RUNNING" },
+    ];
+    containerd.ns("default").infos.set(
+      "probe",
+      containerInfo("probe", {}, undefined, "docker.io/library/probe:1"),
     );
+    // The first connect knows "old"; "app3" was created and started in the gap.
+    containerd.on.listContainers = () =>
+      Promise.resolve(
+        ++resyncs === 1
+          ? [row("old", "docker.io/library/old:1")]
+          : [row("old", "docker.io/library/old:1"), row("app3", REF)],
+      );
+    containerd.fault = (method) => {
+      if (method === "containerInfo") seen.following = metrics();
+    };
+    containerd.events = () => {
+      if (resyncs === 1) seen.reconnecting = metrics();
+      const probe = {
+        time: T0,
+        ns: "default",
+        topic: "/tasks/create",
+        payload: { container_id: "probe" },
+      };
+      return eventStream(resyncs === 0 ? [] : [probe], {
+        code: 1,
+        stderr: "ctr: rpc error: code = Unavailable desc = transport is closing\n",
+      });
+    };
     const io = new FakeIo({ now: T0 });
     const realSleep = io.sleep.bind(io);
     io.sleep = (ms: number) => {
@@ -737,7 +736,7 @@ Deno.test("record() catches up on a container started while it reconnected, and 
       keepWindow: 14 * DAY,
       metrics: true,
     };
-    assert.equal(await record(ctrGateway(ctr), opts, io), 0);
+    assert.equal(await record(containerd, opts, io), 0);
     assert.deepEqual(io.stderr.lines.filter((l) => !l.includes("reconnecting in")), []);
     assert.equal(resyncs, 2);
     // Only the container it did not know, at the time it caught up (after the 1 s backoff).
