@@ -8,6 +8,7 @@
  */
 import { parseCommand } from "./lib/cli/cli.ts";
 import { systemCtr } from "./lib/ctr/runner.ts";
+import { ctrGateway } from "./lib/ctr/ctr_gateway.ts";
 import { errorText, UsageError } from "./lib/core/errors.ts";
 import { println, processIo } from "./lib/core/io.ts";
 import { VERSION } from "./lib/core/version.ts";
@@ -39,7 +40,7 @@ async function run(argv: string[]): Promise<number> {
           ...await readKeepFile(join(opts.stateDir, "keep"), true),
           ...(cmd.keepFile === undefined ? [] : await readKeepFile(cmd.keepFile, false)),
         ];
-        return await prune(systemCtr(cmd.address), { ...opts, keep }, io);
+        return await prune(ctrGateway(systemCtr(cmd.address)), { ...opts, keep }, io);
       };
       if (cmd.schedule === null) return await once();
       const { abortableSleep, repeat } = await import("./lib/prune/schedule.ts");
@@ -56,7 +57,7 @@ async function run(argv: string[]): Promise<number> {
     case "doctor": {
       const { diagnose, reportChecks } = await import("./lib/ops/doctor.ts");
       return reportChecks(
-        await diagnose(systemCtr(cmd.address), cmd.stateDir, cmd.address, io.now()),
+        await diagnose(ctrGateway(systemCtr(cmd.address)), cmd.stateDir, cmd.address, io.now()),
         cmd.json,
         io,
       );
@@ -72,7 +73,10 @@ async function run(argv: string[]): Promise<number> {
       const onSignal = () => stop.abort();
       for (const s of signals) Deno.addSignalListener(s, onSignal);
       try {
-        return await record(systemCtr(cmd.address), cmd.record, { ...io, signal: stop.signal });
+        return await record(ctrGateway(systemCtr(cmd.address)), cmd.record, {
+          ...io,
+          signal: stop.signal,
+        });
       } finally {
         for (const s of signals) Deno.removeSignalListener(s, onSignal);
       }

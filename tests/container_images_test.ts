@@ -1,7 +1,8 @@
+/** The recorder's image cache against the typed fake containerd: what it asks, and when. */
 import assert from "node:assert/strict";
-import { CtrImageCache } from "../lib/recorder/container_images.ts";
+import { ContainerdImageCache } from "../lib/recorder/container_images.ts";
 import type { CtrEvent } from "../lib/ctr/events.ts";
-import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
+import { containerInfo, FakeContainerd } from "./support/fake_containerd.ts";
 
 const NS = "k8s.io";
 const REF = "docker.io/library/nginx:1.25";
@@ -10,73 +11,85 @@ function event(topic: string, payload: Record<string, unknown>, ns = NS): CtrEve
   return { time: 1_800_000_000, ns, topic, payload };
 }
 
-function setup(script: (args: string[]) => ReturnType<typeof ok> = () => fail("unexpected\n")) {
+function setup() {
   const errors: string[] = [];
-  const ctr = new FakeCtr(script);
-  return { cache: new CtrImageCache(ctr, (text) => errors.push(text)), ctr, errors };
+  const containerd = new FakeContainerd();
+  return {
+    cache: new ContainerdImageCache(containerd, (text) => errors.push(text)),
+    containerd,
+    errors,
+  };
 }
 
-Deno.test("CtrImageCache.refsOf() answers from events without calling ctr", async (t) => {
+Deno.test("ContainerdImageCache.refsOf() answers from events without asking containerd", async (t) => {
   await t.step("a container with an image", async () => {
-    const { cache, ctr } = setup();
+    const { cache, containerd } = setup();
     cache.observe(event("/containers/create", { id: "c1", image: REF }));
     assert.deepEqual(await cache.refsOf(NS, "c1", true), [REF]);
-    assert.deepEqual(ctr.calls, []);
+    assert.deepEqual(containerd.calls, []);
   });
   await t.step("a container the update gave another image", async () => {
-    const { cache, ctr } = setup();
+    const { cache, containerd } = setup();
     cache.observe(event("/containers/create", { id: "c1", image: REF }));
     cache.observe(event("/containers/update", { id: "c1", image: "x:2" }));
     assert.deepEqual(await cache.refsOf(NS, "c1", false), ["x:2"]);
-    assert.deepEqual(ctr.calls, []);
+    assert.deepEqual(containerd.calls, []);
   });
 });
 
-Deno.test("CtrImageCache.refsOf() asks ctr once for a container it never saw", async () => {
-  const info = JSON.stringify({ ID: "c9", Image: REF, SnapshotKey: "c9", Labels: {} });
-  const { cache, ctr, errors } = setup((args) =>
-    args.join(" ") === `-n ${NS} containers info c9` ? ok(info) : fail("unexpected\n")
-  );
+Deno.test("ContainerdImageCache.refsOf() asks once for a container it never saw", async () => {
+  const { cache, containerd, errors } = setup();
+  containerd.ns(NS).infos.set("c9", containerInfo("c9", {}, undefined, REF));
   assert.deepEqual(await cache.refsOf(NS, "c9", true), [REF]);
   assert.deepEqual(await cache.refsOf(NS, "c9", false), [REF]);
-  assert.equal(ctr.calls.length, 1, "remembered");
+  assert.deepEqual(containerd.calls, [["containerInfo", NS, "c9"]], "remembered");
   assert.deepEqual(errors, []);
 });
 
-Deno.test("CtrImageCache.refsOf() is undefined for a vanished container, and says so", async () => {
-  const { cache, errors } = setup(() =>
-    fail('ctr: container "c9" in namespace "k8s.io": not found\n')
-  );
+Deno.test("ContainerdImageCache.refsOf() is undefined for a vanished container, and says so", async () => {
+  const { cache, errors } = setup();
   assert.equal(await cache.refsOf(NS, "c9", true), undefined);
   assert.equal(errors.length, 1);
   assert.match(errors[0]!, /^container k8s\.io c9 is already gone, skipping \(ctr: container/);
 });
 
-Deno.test("CtrImageCache forgets a deleted container", async () => {
-  const { cache, ctr } = setup(() => fail("not found\n"));
+Deno.test("ContainerdImageCache forgets a deleted container", async () => {
+  const { cache, containerd } = setup();
   cache.observe(event("/containers/create", { id: "c1", image: REF }));
   cache.observe(event("/containers/delete", { id: "c1" }));
   assert.equal(await cache.refsOf(NS, "c1", true), undefined);
-  assert.equal(ctr.calls.length, 1, "asked ctr again");
+  assert.equal(containerd.calls.length, 1, "asked again");
 });
 
-Deno.test("CtrImageCache.resync() replaces what it knew with ctr container ls", async () => {
-  const row = (a: string, b: string, c: string) => `${a.padEnd(13)}${b.padEnd(36)}${c}\n`;
-  const ls = row("CONTAINER", "IMAGE", "RUNTIME") + row("c1", REF, "io.containerd.runc.v2");
-  const { cache } = setup((args) => {
-    const cmd = args.join(" ");
-    if (cmd === "namespace ls -q") return ok(`${NS}\n`);
-    if (cmd === `-n ${NS} container ls`) return ok(ls);
-    return fail("unexpected\n");
-  });
+Deno.test("ContainerdImageCache.resync() replaces what it knew with the containers listed", async () => {
+  const { cache, containerd } = setup();
+  containerd.ns(NS).containers = [{ id: "c1", image: REF, runtime: "io.containerd.runc.v2" }];
   cache.observe(event("/containers/create", { id: "old", image: "x:1" }));
-  await cache.resync();
+  assert.deepEqual(await cache.resync(), [{ ns: NS, id: "c1" }]);
   assert.deepEqual([...cache.images], [[`${NS} c1`, REF]]);
 });
 
-Deno.test("CtrImageCache.volumeMounted() is empty for a snapshot that is no image volume", async () => {
-  const { cache, ctr } = setup();
+Deno.test("ContainerdImageCache.volumeMounted() is empty for a snapshot that is no image volume", async () => {
+  const { cache, containerd } = setup();
   assert.deepEqual(await cache.volumeMounted(NS, "k8s.io/12/abc"), []);
   assert.deepEqual(cache.volumeRemoved(NS, "k8s.io/12/abc"), []);
-  assert.deepEqual(ctr.calls, []);
+  assert.deepEqual(containerd.calls, []);
+});
+
+Deno.test("SnapshotParents follows prepare and commit to a container's chain", () => {
+  const { cache } = setup();
+  const e = (topic: string, payload: Record<string, unknown>) =>
+    cache.observe(event(topic, payload));
+  e("/snapshot/prepare", { key: "extract-1 sha256:l1", parent: "" });
+  e("/snapshot/commit", { key: "extract-1 sha256:l1", name: "sha256:l1" });
+  e("/snapshot/prepare", { key: "extract-2 sha256:l2", parent: "sha256:l1" });
+  e("/snapshot/commit", { key: "extract-2 sha256:l2", name: "sha256:l2" });
+  e("/snapshot/prepare", { key: "c1", parent: "sha256:l2" });
+  assert.deepEqual(cache.snapshots.chain(NS, "c1"), [
+    { key: "c1", parent: "sha256:l2", kind: "Active" },
+    { key: "sha256:l2", parent: "sha256:l1", kind: "Committed" },
+    { key: "sha256:l1", parent: null, kind: "Committed" },
+  ]);
+  e("/snapshot/remove", { key: "c1" });
+  assert.deepEqual(cache.snapshots.chain(NS, "c1"), []);
 });

@@ -17,7 +17,7 @@ import {
   parseNamespaces,
   parseTaskLs,
 } from "../lib/ctr/listings.ts";
-import { readRemoval } from "../lib/prune/removal.ts";
+import { readRemoval } from "../lib/ctr/image_removal.ts";
 import {
   buildOciImage,
   hostArch,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { snapshotNamespace } from "../lib/node/inventory.ts";
 import { planNamespace } from "../lib/policy/plan.ts";
 import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
+import { ctrGateway } from "../lib/ctr/ctr_gateway.ts";
 
 const text = (path: string) =>
   Deno.readTextFileSync(new URL(`./testdata/lineage/${path}`, import.meta.url));
@@ -33,14 +34,14 @@ Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)"
     content: "content_ls_lineage.txt",
     images: "image_ls_lineage.txt",
   });
-  const snap = await snapshotNamespace(ctr, "default");
+  const snap = await snapshotNamespace(ctrGateway(ctr), "default");
   assert.deepEqual(ctr.calls.map((c) => c.slice(2).join(" ")), [
     "content ls",
     "image ls",
     "container ls",
     "snapshot --snapshotter overlayfs ls",
   ]);
-  assert.equal(snap.lineageCalls, 1);
+  assert.equal(ctr.spawned, 4, "the three listings and one for lineage");
   const plan = planNamespace(snap, new Map(), POLICY);
   assert.deepEqual(plan.images.map((i) => [i.refs[0], i.reason]), [
     ["docker.io/library/a:1", "in-use"],
@@ -50,7 +51,7 @@ Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)"
 
 Deno.test("docker: stopped containers' snapshots make it list leases (two extra calls)", async () => {
   const ctr = scripted("moby", "docker-2.1", {});
-  const snap = await snapshotNamespace(ctr, "moby");
+  const snap = await snapshotNamespace(ctrGateway(ctr), "moby");
   assert.deepEqual(ctr.calls.slice(3).map((c) => c.slice(2).join(" ")), [
     "snapshot --snapshotter overlayfs ls",
     "leases ls",
@@ -80,7 +81,7 @@ Deno.test("a chain no label gives is computed from the config (one content get)"
       },
     }),
   });
-  const snap = await snapshotNamespace(ctr, "default");
+  const snap = await snapshotNamespace(ctrGateway(ctr), "default");
   assert.deepEqual(ctr.calls.slice(3).map((c) => c.slice(2).join(" ")), [
     "snapshot --snapshotter overlayfs ls",
     `content get ${config}`,
@@ -96,7 +97,7 @@ Deno.test("a failing snapshot listing keeps every image and says why", async () 
   const failing = new FakeCtr((args) =>
     args.includes("snapshot") ? fail("ctr: snapshotter not loaded: overlayfs\n") : ctr.run(args)
   );
-  const snap = await snapshotNamespace(failing, "moby");
+  const snap = await snapshotNamespace(ctrGateway(failing), "moby");
   const plan = planNamespace(snap, new Map(), POLICY);
   assert.ok(plan.images.every((i) => i.decision === "keep" && i.reason === "in-use"));
   assert.match(plan.warnings.join("\n"), /snapshotter not loaded/);

@@ -1,7 +1,7 @@
 /**
  * Kubernetes' own rules, without a process: pulls as use, pin memory, --keep-latest (the pure
  * planner and its files), their report text, the flags, the recorder's image events and
- * doctor's k3s/RKE2 socket probe (scripted ctr).
+ * doctor's k3s/RKE2 socket probe (typed fake containerd).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -33,7 +33,7 @@ import { planDocument, planTable } from "../lib/prune/report.ts";
 import { isoTime } from "../lib/core/text.ts";
 import { usageKey } from "../lib/state/line_file.ts";
 import type { Usage } from "../lib/state/usage_db.ts";
-import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
+import { eventStream, exitError, FakeContainerd } from "./support/fake_containerd.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 import { FakeIo } from "./support/fake_io.ts";
 
@@ -358,14 +358,16 @@ Deno.test("Recorder records /images/create and /images/update as pulls, in image
       keepWindow: 14 * DAY,
       metrics: false,
     };
-    const rec = new Recorder(new FakeCtr(() => fail("no ctr")), opts, io, new Map());
-    const t = "2027-01-15 08:00:00.5 +0000 UTC";
-    await rec.handleLine(
-      `${t} k8s.io /images/create {"name":"r/a:1","labels":{"io.cri-containerd.image":"managed"}}`,
-    );
-    await rec.handleLine(`${t} k8s.io /images/update {"name":"r/a:1"}`);
-    await rec.handleLine(`${t} k8s.io /images/create {"name":"bad name"}`);
-    await rec.handleLine(`${t} k8s.io /images/delete {"name":"r/a:1"}`);
+    const rec = new Recorder(new FakeContainerd(), opts, io, new Map());
+    const event = (topic: string, payload: Record<string, unknown>) =>
+      rec.receive({ time: NOW + 0.5, ns: "k8s.io", topic, payload });
+    await event("/images/create", {
+      name: "r/a:1",
+      labels: { "io.cri-containerd.image": "managed" },
+    });
+    await event("/images/update", { name: "r/a:1" });
+    await event("/images/create", { name: "bad name" });
+    await event("/images/delete", { name: "r/a:1" });
     assert.deepEqual([...rec.pulls], [[usageKey(NS, "r/a:1"), NOW]]);
     assert.equal(rec.entries.size, 0, "a pull is not a start");
     await rec.flush();
@@ -384,13 +386,11 @@ Deno.test("record() sets corrupt lines of image_pulls aside and keeps the good o
     const starts = `${NOW - 9} ---------- k8s.io r/a:1\n`;
     await Deno.writeTextFile(join(dir, "image_starts"), starts);
     const controller = new AbortController();
-    const ctr = new FakeCtr(
-      (args) => args.join(" ") === "namespace ls -q" ? ok("") : fail("unexpected"),
-      () => {
-        controller.abort();
-        return { lines: [] };
-      },
-    );
+    const containerd = new FakeContainerd();
+    containerd.events = () => {
+      controller.abort();
+      return eventStream([]);
+    };
     const io = new FakeIo({ now: NOW });
     const opts = {
       stateDir: dir,
@@ -400,7 +400,7 @@ Deno.test("record() sets corrupt lines of image_pulls aside and keeps the good o
       metrics: false,
     };
     io.signal = controller.signal;
-    assert.equal(await record(ctr, opts, io), 0);
+    assert.equal(await record(containerd, opts, io), 0);
     assert.equal(await Deno.readTextFile(join(dir, "image_pulls")), `${NOW - 5} k8s.io r/a:1\n`);
     assert.match(await Deno.readTextFile(join(dir, "image_pulls.rejected")), /\nnot a pull\n/);
     assert.equal(await Deno.readTextFile(join(dir, "image_starts")), starts, "untouched");
@@ -412,45 +412,49 @@ Deno.test("record() sets corrupt lines of image_pulls aside and keeps the good o
 // ---------------------------------------------------------------------------------------------
 // doctor
 
-Deno.test("k3sSocketCheck() asks ctr about the k3s/RKE2 socket and names the flag", async () => {
-  const answering = new FakeCtr(() =>
-    ok("Client:\n  Version:  1.7.24\n\nServer:\n  Version:  v1.7.23-k3s2\n  UUID: x\n")
-  );
+Deno.test("k3sSocketCheck() asks containerd at the k3s/RKE2 socket and names the flag", async () => {
+  const answering = new FakeContainerd();
+  answering.on.serverVersion = () => Promise.resolve("v1.7.23-k3s2");
   const c = await k3sSocketCheck(answering);
-  assert.deepEqual(answering.runs, [[
-    "--address",
-    K3S_SOCKET,
-    "--connect-timeout",
-    "2s",
-    "version",
+  assert.deepEqual(answering.calls, [[
+    "serverVersion",
+    { address: K3S_SOCKET, connectTimeout: "2s" },
   ]]);
   assert.equal(c.status, "warn");
   assert.match(
     c.detail,
     new RegExp(`v1\\.7\\.23-k3s2 answers at ${K3S_SOCKET}.*--address ${K3S_SOCKET}`),
   );
-  const silent = await k3sSocketCheck(new FakeCtr(() => fail("ctr: dial timeout")));
-  assert.equal(silent.status, "info");
-  assert.match(silent.detail, /no containerd answers/);
+  const silent = new FakeContainerd();
+  silent.fault = () => {
+    throw exitError("version", "ctr: dial timeout");
+  };
+  const s = await k3sSocketCheck(silent);
+  assert.equal(s.status, "info");
+  assert.match(s.detail, /no containerd answers/);
 });
+
+/** A containerd whose ctr runs but that does not answer. */
+function unreachable(): FakeContainerd {
+  const c = new FakeContainerd();
+  c.fault = (method) => {
+    if (method === "serverVersion") throw exitError("version", "ctr: dial");
+  };
+  return c;
+}
 
 Deno.test("diagnose() probes the k3s socket only without --address and when containerd is unreachable", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ctre-doctor-" });
   try {
-    const down = new FakeCtr((args) =>
-      args[0] === "--version" ? ok("ctr 1.6.20\n") : fail("ctr: dial")
-    );
+    const down = unreachable();
     const checks = await diagnose(down, dir, undefined, NOW);
     assert.ok(checks.some((c) => c.name === "k3s/RKE2 socket"));
-    const withAddress = new FakeCtr((args) =>
-      args[0] === "--version" ? ok("ctr\n") : fail("ctr: dial")
-    );
+    assert.equal(down.callsOf("serverVersion").length, 2);
+    const withAddress = unreachable();
     const checks2 = await diagnose(withAddress, dir, "/x.sock", NOW);
     assert.ok(!checks2.some((c) => c.name === "k3s/RKE2 socket"));
-    assert.ok(!withAddress.runs.some((a) => a.includes(K3S_SOCKET)));
-    const up = new FakeCtr((args) =>
-      ok(args[0] === "version" ? "Server:\n  Version: 1.6.20\n" : "ctr\n")
-    );
+    assert.deepEqual(withAddress.callsOf("serverVersion"), [[]], "not the k3s socket");
+    const up = new FakeContainerd();
     assert.ok(!(await diagnose(up, dir, undefined, NOW)).some((c) => c.name === "k3s/RKE2 socket"));
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -195,7 +195,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
 Deno.test("pruneContentSafely() runs the plain prune when nothing needs protecting", async () => {
   const n = new FakeNode();
   n.addImage("default", "a:1");
-  const r = await pruneContentSafely(n.ctr, "default");
+  const r = await pruneContentSafely(n.containerd, "default");
   assert.deepEqual(r.protected, []);
   assert.equal(r.before - r.after, 1, "the layer blob went");
   assert.deepEqual(n.ctr.calls.map((a) => a.slice(2, 4).join(" ")), [
@@ -215,7 +215,7 @@ Deno.test("pruneContentSafely() retries the transient not-found once", async () 
     args[3] === "prune" && ++prunes === 1
       ? fail("ctr: content digest sha256:1111: not found\n")
       : undefined;
-  const r = await pruneContentSafely(n.ctr, "default");
+  const r = await pruneContentSafely(n.containerd, "default");
   assert.equal(r.error, undefined);
   assert.equal(prunes, 2);
 });
@@ -225,7 +225,7 @@ Deno.test("pruneContentSafely() strips the others' references, then runs a GC", 
   n.addImage("default", "a:1");
   n.addImage("default", "b:1");
   n.addImage("default", "offline:1", { unpacked: false });
-  const r = await pruneContentSafely(n.ctr, "default");
+  const r = await pruneContentSafely(n.containerd, "default");
   assert.deepEqual(r.protected, ["offline:1"]);
   assert.equal(r.before - r.after, 2, "the two unpacked images' layers went");
   const steps = n.ctr.calls.map((a) => a.slice(2, 4).join(" "));
@@ -239,7 +239,7 @@ Deno.test("pruneContentSafely() reports a failed label, and still runs the GC", 
   n.addImage("default", "a:1");
   n.addImage("default", "offline:1", { unpacked: false });
   n.hook = (args) => args[3] === "label" ? fail("ctr: permission denied\n") : undefined;
-  const r = await pruneContentSafely(n.ctr, "default");
+  const r = await pruneContentSafely(n.containerd, "default");
   assert.match(
     r.error ?? "",
     /^ctr content label sha256:\S+ exited with code 1: ctr: permission denied$/,

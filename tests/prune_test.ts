@@ -57,7 +57,7 @@ Deno.test("prune() forced removes exactly the prunable images and cleans up", as
   const n = node();
   n.addContainer("default", "c-gone", img("new"), "STOPPED");
   const io = new FakeIo();
-  assert.equal(await prune(n.ctr, await options(), io), 0, io.stderr.text);
+  assert.equal(await prune(n.containerd, await options(), io), 0, io.stderr.text);
   assert.deepEqual(n.refs("default"), [img("new"), img("run")]);
   assert.match(io.stdout.text, /^NS REF_TO_PRUNE\ndefault docker.io\/library\/old:1\n/m);
   assert.match(io.stdout.text, /^\(deleted\) default docker.io\/library\/old:1$/m);
@@ -86,7 +86,7 @@ Deno.test("prune() keeps an image used in any pass of the double check", async (
       return undefined;
     };
     const io = new FakeIo();
-    const code = await prune(n.ctr, await options({ doubleCheck: 15, json: true }), io);
+    const code = await prune(n.containerd, await options({ doubleCheck: 15, json: true }), io);
     assert.equal(code, 0, io.stderr.text);
     assert.deepEqual(n.refs("default"), [img("new"), img("old"), img("run")]);
     const old = json(io).images.find((i: { refs: string[] }) => i.refs[0] === img("old"));
@@ -108,7 +108,7 @@ Deno.test("prune() keeps an image used in any pass of the double check", async (
       return undefined;
     };
     const io = new FakeIo();
-    assert.equal(await prune(n.ctr, await options({ doubleCheck: 15 }), io), 0);
+    assert.equal(await prune(n.containerd, await options({ doubleCheck: 15 }), io), 0);
     assert.ok(n.refs("default").includes(img("old")));
     assert.match(io.stdout.text, /^Nothing to prune/m);
   });
@@ -116,7 +116,7 @@ Deno.test("prune() keeps an image used in any pass of the double check", async (
   await t.step("a countdown on a terminal, erased at the end", async () => {
     const n = node();
     const io = new FakeIo({ stderrIsTerminal: true });
-    await prune(n.ctr, await options({ doubleCheck: 3 }), io);
+    await prune(n.containerd, await options({ doubleCheck: 3 }), io);
     assert.match(io.stderr.text, /double check to avoid cleaning mid-restart\.\.\. 3 secs/);
     assert.ok(io.stderr.text.endsWith("\x1b[1K\r"));
   });
@@ -137,7 +137,7 @@ Deno.test("prune() asks, and removes only on a clear yes", async (t) => {
     await t.step(`answer ${JSON.stringify(answer)}: exit ${code}`, async () => {
       const n = node();
       const io = new AnsweringIo(answer);
-      assert.equal(await prune(n.ctr, await options({ mode: "ask" }), io), code);
+      assert.equal(await prune(n.containerd, await options({ mode: "ask" }), io), code);
       assert.match(io.stdout.text, /^NS REF_TO_PRUNE\ndefault docker.io\/library\/old:1\n/m);
       assert.match(io.stdout.text, /Prune \(y\/n\)\? /);
       assert.equal(n.refs("default").includes(img("old")), code === 1);
@@ -151,7 +151,7 @@ Deno.test("prune() asks, and removes only on a clear yes", async (t) => {
   await t.step("used while the prompt waited: kept after y", async () => {
     const n = node();
     const io = new AnsweringIo("y", () => n.addContainer("default", "c-now", img("old")));
-    assert.equal(await prune(n.ctr, await options({ mode: "ask", verbose: true }), io), 0);
+    assert.equal(await prune(n.containerd, await options({ mode: "ask", verbose: true }), io), 0);
     assert.ok(n.refs("default").includes(img("old")));
     assert.match(
       io.stdout.text,
@@ -174,7 +174,7 @@ Deno.test("prune() re-reads each batch's refs right before removing them", async
     return undefined;
   };
   const io = new FakeIo();
-  assert.equal(await prune(n.ctr, await options({ json: true }), io), 0, io.stderr.text);
+  assert.equal(await prune(n.containerd, await options({ json: true }), io), 0, io.stderr.text);
   assert.ok(n.refs("default").includes(img("old")), "the re-pointed ref stays");
   assert.ok(!n.refs("default").includes(img("other")));
   assert.match(
@@ -203,7 +203,7 @@ Deno.test("prune() content prune keeps an image whose layers have no other copy"
     const n = node();
     const run = n.ns("default").images.get(img("run"))!.digest;
     const io = new FakeIo();
-    assert.equal(await prune(n.ctr, await options(), io), 0, io.stderr.text);
+    assert.equal(await prune(n.containerd, await options(), io), 0, io.stderr.text);
     assert.equal(callsOf(n, "content", "prune", "references").length, 1);
     assert.equal(callsOf(n, "content", "label").length, 0);
     // Its layer blob went: it runs from its snapshot.
@@ -226,7 +226,7 @@ Deno.test("prune() content prune keeps an image whose layers have no other copy"
     const run = n.ns("default").images.get(img("run"))!.digest;
     const runLayers = layersOf(run);
     const io = new FakeIo({});
-    assert.equal(await prune(n.ctr, await options({ json: true }), io), 0, io.stderr.text);
+    assert.equal(await prune(n.containerd, await options({ json: true }), io), 0, io.stderr.text);
     assert.equal(callsOf(n, "content", "prune", "references").length, 0);
     for (const l of offlineLayers) assert.ok(n.has("default", l), "the only copy stays");
     for (const l of runLayers) assert.ok(!n.has("default", l), "an unpacked image's layer goes");
@@ -257,7 +257,7 @@ Deno.test("prune() disk-pressure batches re-check their candidates", async () =>
     json: true,
     budget: { kind: "max-store-size", maxBytes: n.storeBytes() - 1 },
   });
-  assert.equal(await prune(n.ctr, opts, io), 0, io.stderr.text);
+  assert.equal(await prune(n.containerd, opts, io), 0, io.stderr.text);
   const doc = json(io);
   assert.deepEqual(doc.removal.removed.map((r: { ref: string }) => r.ref), [img("a"), img("c")]);
   assert.deepEqual(n.refs("default"), [img("b"), img("pulled")]);
@@ -273,7 +273,7 @@ Deno.test("prune() reports a failure in each step and exits 1", async (t) => {
     const n = node();
     n.hook = () => fail('ctr: failed to dial "/run/containerd/containerd.sock"\n');
     await assert.rejects(
-      prune(n.ctr, await options(), new FakeIo()),
+      prune(n.containerd, await options(), new FakeIo()),
       /ctr namespace ls -q exited with code 1: .*is containerd running/,
     );
   });
@@ -281,7 +281,7 @@ Deno.test("prune() reports a failure in each step and exits 1", async (t) => {
   await t.step("a planning pass fails: throws, nothing removed", async () => {
     const n = node();
     n.hook = (args) => args[2] === "container" ? fail("ctr: boom\n") : undefined;
-    await assert.rejects(prune(n.ctr, await options(), new FakeIo()), /container ls exited/);
+    await assert.rejects(prune(n.containerd, await options(), new FakeIo()), /container ls exited/);
     assert.equal(callsOf(n, "image", "rm").length, 0);
   });
 
@@ -289,7 +289,7 @@ Deno.test("prune() reports a failure in each step and exits 1", async (t) => {
     const n = node();
     n.hook = (args) => args.some((a) => a.startsWith("name==")) ? fail("ctr: boom\n") : undefined;
     const io = new FakeIo();
-    assert.equal(await prune(n.ctr, await options(), io), 1);
+    assert.equal(await prune(n.containerd, await options(), io), 1);
     assert.ok(n.refs("default").includes(img("old")));
     assert.match(
       io.stderr.text,
@@ -304,7 +304,7 @@ Deno.test("prune() reports a failure in each step and exits 1", async (t) => {
         ? fail(`ctr: unable to delete ${img("old")}: failed precondition\n`)
         : undefined;
     const io = new FakeIo();
-    assert.equal(await prune(n.ctr, await options({ json: true }), io), 1);
+    assert.equal(await prune(n.containerd, await options({ json: true }), io), 1);
     assert.equal(json(io).removal.failed[0].ref, img("old"));
   });
 
@@ -312,7 +312,7 @@ Deno.test("prune() reports a failure in each step and exits 1", async (t) => {
     const n = node();
     n.hook = (args) => args[2] === "task" ? fail("ctr: boom\n") : undefined;
     const io = new FakeIo();
-    assert.equal(await prune(n.ctr, await options(), io), 1);
+    assert.equal(await prune(n.containerd, await options(), io), 1);
     assert.match(io.stderr.text, /^Container clean-up of namespace default failed: /m);
     assert.equal(callsOf(n, "content", "prune", "references").length, 1);
   });
@@ -322,7 +322,7 @@ Deno.test("prune() reports a failure in each step and exits 1", async (t) => {
     n.hook = (args) =>
       args[2] === "content" && args[3] === "prune" ? fail("ctr: boom\n") : undefined;
     const io = new FakeIo();
-    assert.equal(await prune(n.ctr, await options(), io), 1);
+    assert.equal(await prune(n.containerd, await options(), io), 1);
     assert.match(io.stderr.text, /^Content prune of namespace default failed: /m);
   });
 });

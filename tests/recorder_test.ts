@@ -5,9 +5,17 @@ import { record, Recorder, type RecordOptions } from "../lib/recorder/recorder.t
 import { usageKey } from "../lib/state/line_file.ts";
 import { NULL_TIME, parseUsageDb, type Usage } from "../lib/state/usage_db.ts";
 import { fail, FakeCtr, ok, type RunScript } from "./support/fake_ctr.ts";
+import { ctrGateway } from "../lib/ctr/ctr_gateway.ts";
+import { readEventLine } from "../lib/ctr/events.ts";
+import { containerInfo, eventStream, FakeContainerd } from "./support/fake_containerd.ts";
 import { FakeIo } from "./support/fake_io.ts";
 
 const DAY = 86400;
+
+/** Gives the recorder one `ctr event` line, as the gateway's event stream reads it. */
+function feed(rec: Recorder, line: string): Promise<void> {
+  return rec.receive(readEventLine(line));
+}
 /** 2026-11-27 17:12:41 UTC in unix seconds. */
 const T0 = Date.UTC(2026, 10, 27, 17, 12, 41) / 1000;
 const NS = "k8s.io";
@@ -59,7 +67,7 @@ function setup(
     keepWindow: 14 * DAY,
     metrics: false,
   };
-  const rec = new Recorder(ctr, record, io, opts.entries ?? new Map());
+  const rec = new Recorder(ctrGateway(ctr), record, io, opts.entries ?? new Map());
   return { rec, ctr, io };
 }
 
@@ -72,7 +80,7 @@ const CREATE = { id: "c1", image: REF, runtime: { name: "io.containerd.runc.v2" 
 
 Deno.test("Recorder /containers/create records a start and prints C", async () => {
   const { rec, ctr, io } = setup();
-  await rec.handleLine(line("/containers/create", CREATE));
+  await feed(rec, line("/containers/create", CREATE));
   assert.deepEqual([...rec.entries], [[usageKey(NS, REF), { start: T0, stop: null }]]);
   assert.deepEqual(io.stdout.lines, [
     `D (first visual of event action '/containers/create') data: ${JSON.stringify(CREATE)}`,
@@ -89,14 +97,14 @@ Deno.test("Recorder /containers/create records a start and prints C", async () =
 Deno.test("Recorder /containers/create without image records nothing", async (t) => {
   await t.step("prints NO_IMAGE_REF outside moby", async () => {
     const { rec, io } = setup();
-    await rec.handleLine(line("/containers/create", { id: "c1", runtime: {} }, "default", 0));
+    await feed(rec, line("/containers/create", { id: "c1", runtime: {} }, "default", 0));
     assert.equal(rec.entries.size, 0);
     assert.equal(rec.dirty, false);
     assert.deepEqual(said(io), [`C ${T0} default NO_IMAGE_REF`]);
   });
   await t.step("silent in moby", async () => {
     const { rec, io } = setup();
-    await rec.handleLine(line("/containers/create", { id: "c1", image: "" }, "moby", 0));
+    await feed(rec, line("/containers/create", { id: "c1", image: "" }, "moby", 0));
     assert.equal(rec.entries.size, 0);
     assert.deepEqual(said(io), []);
   });
@@ -104,8 +112,8 @@ Deno.test("Recorder /containers/create without image records nothing", async (t)
 
 Deno.test("Recorder /tasks/create of a container it saw created spawns no ctr", async () => {
   const { rec, ctr, io } = setup();
-  await rec.handleLine(line("/containers/create", CREATE, NS, 0));
-  await rec.handleLine(line("/tasks/create", { container_id: "c1", pid: 42 }, NS, 3.5));
+  await feed(rec, line("/containers/create", CREATE, NS, 0));
+  await feed(rec, line("/tasks/create", { container_id: "c1", pid: 42 }, NS, 3.5));
   assert.equal(ctr.spawned, 0);
   assert.deepEqual(ctr.calls, []);
   assert.deepEqual(said(io), [`C ${T0} ${NS} ${REF}`, `T ${T0 + 3} ${NS} ${REF}`]);
@@ -117,12 +125,13 @@ Deno.test("Recorder /tasks/create of an unknown container asks ctr once", async 
     script: (args) =>
       args.join(" ") === `-n ${NS} containers info c9` ? ok(info("c9", REF)) : fail("no\n"),
   });
-  await rec.handleLine(line("/tasks/create", { container_id: "c9", pid: 42 }, NS, 0));
+  await feed(rec, line("/tasks/create", { container_id: "c9", pid: 42 }, NS, 0));
   assert.deepEqual(ctr.calls, [["-n", NS, "containers", "info", "c9"]]);
   assert.deepEqual(said(io), [`T ${T0} ${NS} ${REF}`]);
   assert.deepEqual(rec.entries.get(usageKey(NS, REF)), { start: T0, stop: null });
   // What it learned is kept: the exit needs no second lookup.
-  await rec.handleLine(
+  await feed(
+    rec,
     line("/tasks/exit", {
       container_id: "c9",
       id: "c9",
@@ -137,8 +146,9 @@ Deno.test("Recorder /tasks/create of an unknown container asks ctr once", async 
 Deno.test("Recorder skips a container that is gone by the time it asks, without throwing", async () => {
   const gone = 'ctr: container "c9" in namespace "k8s.io": not found\n';
   const { rec, ctr, io } = setup({ script: () => fail(gone) });
-  await rec.handleLine(line("/tasks/create", { container_id: "c9", pid: 42 }));
-  await rec.handleLine(
+  await feed(rec, line("/tasks/create", { container_id: "c9", pid: 42 }));
+  await feed(
+    rec,
     line("/tasks/exit", {
       container_id: "c9",
       id: "c9",
@@ -162,7 +172,7 @@ Deno.test("Recorder logs a ctr that cannot run, without throwing", async () => {
       throw new CtrError("Cannot run ctr -n k8s.io containers info c9: not on PATH", 127, "");
     },
   });
-  await rec.handleLine(line("/tasks/create", { container_id: "c9", pid: 42 }));
+  await feed(rec, line("/tasks/create", { container_id: "c9", pid: 42 }));
   assert.equal(rec.entries.size, 0);
   assert.deepEqual(io.stderr.lines, [
     "ERROR event /tasks/create in k8s.io: Cannot run ctr -n k8s.io containers info c9: " +
@@ -172,7 +182,7 @@ Deno.test("Recorder logs a ctr that cannot run, without throwing", async () => {
 
 Deno.test("Recorder logs unreadable containers info output, without throwing", async () => {
   const { rec, io } = setup({ script: () => ok("not json") });
-  await rec.handleLine(line("/tasks/create", { container_id: "c9", pid: 42 }));
+  await feed(rec, line("/tasks/create", { container_id: "c9", pid: 42 }));
   assert.equal(rec.entries.size, 0);
   assert.equal(io.stderr.lines.length, 1);
   assert.match(
@@ -190,10 +200,10 @@ Deno.test("Recorder /tasks/exit of the main process records the stop", async (t)
   for (const [name, exitedAt, stop] of forms) {
     await t.step(name, async () => {
       const { rec, ctr, io } = setup();
-      await rec.handleLine(line("/containers/create", CREATE, NS, 0));
+      await feed(rec, line("/containers/create", CREATE, NS, 0));
       const payload: Record<string, unknown> = { container_id: "c1", id: "c1", pid: 42 };
       if (exitedAt !== undefined) payload.exited_at = exitedAt;
-      await rec.handleLine(line("/tasks/exit", payload, NS, 0.5));
+      await feed(rec, line("/tasks/exit", payload, NS, 0.5));
       assert.equal(ctr.spawned, 0);
       assert.deepEqual(rec.entries.get(usageKey(NS, REF)), { start: T0, stop });
       assert.deepEqual(said(io), [`C ${T0} ${NS} ${REF}`, `t ${stop} ${NS} ${REF}`]);
@@ -203,9 +213,10 @@ Deno.test("Recorder /tasks/exit of the main process records the stop", async (t)
 
 Deno.test("Recorder /tasks/exit of an exec records nothing", async () => {
   const { rec, ctr, io } = setup();
-  await rec.handleLine(line("/containers/create", CREATE, NS, 0));
+  await feed(rec, line("/containers/create", CREATE, NS, 0));
   const before = structuredClone([...rec.entries]);
-  await rec.handleLine(
+  await feed(
+    rec,
     line("/tasks/exit", {
       container_id: "c1",
       id: "exec-1",
@@ -221,19 +232,21 @@ Deno.test("Recorder /tasks/exit of an exec records nothing", async () => {
 Deno.test("Recorder merges starts and stops with the original's rule", async () => {
   const { rec } = setup();
   const key = usageKey(NS, REF);
-  await rec.handleLine(line("/containers/create", CREATE, NS, 0));
+  await feed(rec, line("/containers/create", CREATE, NS, 0));
   assert.deepEqual(rec.entries.get(key), { start: T0, stop: null });
-  await rec.handleLine(
+  await feed(
+    rec,
     line("/tasks/exit", { container_id: "c1", id: "c1", exited_at: "2026-11-27T17:12:46Z" }),
   );
   assert.deepEqual(rec.entries.get(key), { start: T0, stop: T0 + 5 });
-  await rec.handleLine(line("/tasks/create", { container_id: "c1", pid: 9 }, NS, 10));
+  await feed(rec, line("/tasks/create", { container_id: "c1", pid: 9 }, NS, 10));
   assert.deepEqual(rec.entries.get(key), { start: T0 + 10, stop: T0 + 5 });
   // A stop for a ref never seen started uses the stop as start.
-  await rec.handleLine(line("/containers/create", { id: "c2", image: "x:1" }, NS, 20));
+  await feed(rec, line("/containers/create", { id: "c2", image: "x:1" }, NS, 20));
   const other = usageKey(NS, "x:1");
   rec.entries.delete(other);
-  await rec.handleLine(
+  await feed(
+    rec,
     line("/tasks/exit", { container_id: "c2", id: "c2", exited_at: "2026-11-27T17:13:11Z" }),
   );
   assert.deepEqual(rec.entries.get(other), { start: T0 + 30, stop: T0 + 30 });
@@ -241,11 +254,11 @@ Deno.test("Recorder merges starts and stops with the original's rule", async () 
 
 Deno.test("Recorder logs malformed lines and payloads, without throwing", async () => {
   const { rec, io } = setup();
-  await rec.handleLine("garbage");
-  await rec.handleLine("2026-11-27 17:12:41 +0000 UTC k8s.io /tasks/exit {broken");
-  await rec.handleLine(line("/containers/create", { image: REF }));
-  await rec.handleLine(line("/tasks/create", { pid: 1 }));
-  await rec.handleLine(line("/tasks/exit", { id: "c1" }));
+  await feed(rec, "garbage");
+  await feed(rec, "2026-11-27 17:12:41 +0000 UTC k8s.io /tasks/exit {broken");
+  await feed(rec, line("/containers/create", { image: REF }));
+  await feed(rec, line("/tasks/create", { pid: 1 }));
+  await feed(rec, line("/tasks/exit", { id: "c1" }));
   assert.equal(rec.entries.size, 0);
   assert.equal(rec.dirty, false);
   assert.equal(rec.stats.events, 3, "only the parsed lines count as events");
@@ -263,7 +276,7 @@ Deno.test("Recorder never records a ref with whitespace or control characters", 
   for (const ref of ["bad ref:1", "bad\tref:1", "bad\nref:1", "bad\u0007ref:1", "----------"]) {
     await t.step(JSON.stringify(ref), async () => {
       const { rec, io } = setup();
-      await rec.handleLine(line("/containers/create", { id: "c1", image: ref }));
+      await feed(rec, line("/containers/create", { id: "c1", image: ref }));
       assert.equal(rec.entries.size, 0);
       assert.equal(rec.dirty, false);
       assert.deepEqual(said(io), []);
@@ -274,7 +287,7 @@ Deno.test("Recorder never records a ref with whitespace or control characters", 
   }
   await t.step("a namespace with a control character", async () => {
     const { rec, io } = setup();
-    await rec.handleLine(line("/containers/create", CREATE, "k8s\u0001io"));
+    await feed(rec, line("/containers/create", CREATE, "k8s\u0001io"));
     assert.equal(rec.entries.size, 0);
     assert.equal(io.stderr.lines.length, 1);
   });
@@ -282,12 +295,12 @@ Deno.test("Recorder never records a ref with whitespace or control characters", 
 
 Deno.test("Recorder prints D once per new topic", async () => {
   const { rec, io } = setup();
-  await rec.handleLine(line("/snapshot/prepare", { key: "k1", parent: "sha256:p" }));
-  await rec.handleLine(line("/containers/create", CREATE));
-  await rec.handleLine(line("/containers/create", { ...CREATE, id: "c2" }));
-  await rec.handleLine(line("/snapshot/prepare", { key: "k2", parent: "sha256:p" }));
-  await rec.handleLine(line("/snapshot/remove", undefined));
-  await rec.handleLine(line("/snapshot/remove", undefined));
+  await feed(rec, line("/snapshot/prepare", { key: "k1", parent: "sha256:p" }));
+  await feed(rec, line("/containers/create", CREATE));
+  await feed(rec, line("/containers/create", { ...CREATE, id: "c2" }));
+  await feed(rec, line("/snapshot/prepare", { key: "k2", parent: "sha256:p" }));
+  await feed(rec, line("/snapshot/remove", undefined));
+  await feed(rec, line("/snapshot/remove", undefined));
   const d = io.stdout.lines.filter((l) => l.startsWith("D "));
   assert.deepEqual(d, [
     `D (first visual of event action '/snapshot/prepare') data: {"key":"k1","parent":"sha256:p"}`,
@@ -299,11 +312,11 @@ Deno.test("Recorder prints D once per new topic", async () => {
 
 Deno.test("Recorder --quiet prints nothing on stdout, errors still on stderr", async () => {
   const { rec, io } = setup({ quiet: true });
-  await rec.handleLine(line("/containers/create", CREATE));
-  await rec.handleLine(line("/containers/create", { id: "c2" }, "default"));
-  await rec.handleLine(line("/tasks/create", { container_id: "c1" }));
-  await rec.handleLine(line("/tasks/exit", { container_id: "c1", id: "c1" }));
-  await rec.handleLine("garbage");
+  await feed(rec, line("/containers/create", CREATE));
+  await feed(rec, line("/containers/create", { id: "c2" }, "default"));
+  await feed(rec, line("/tasks/create", { container_id: "c1" }));
+  await feed(rec, line("/tasks/exit", { container_id: "c1", id: "c1" }));
+  await feed(rec, "garbage");
   assert.equal(io.stdout.text, "");
   assert.equal(rec.stats.recorded, 3);
   assert.deepEqual(io.stderr.lines, ['ERROR Cannot parse event line "garbage", skipping']);
@@ -334,9 +347,9 @@ Deno.test("Recorder resync() learns containers so task events need no lookup", a
     rec.images,
     new Map<string, string | null>([["default m1", null], [`${NS} c1`, REF]]),
   );
-  await rec.handleLine(line("/tasks/create", { container_id: "c1" }, NS, 0));
+  await feed(rec, line("/tasks/create", { container_id: "c1" }, NS, 0));
   assert.equal(ctr.spawned, 3);
-  await rec.handleLine(line("/tasks/create", { container_id: "m1" }, "default", 0));
+  await feed(rec, line("/tasks/create", { container_id: "m1" }, "default", 0));
   // No image: its snapshot is looked up (content ls fails here, so nothing is found).
   assert.deepEqual(ctr.calls.slice(3), [["-n", "default", "content", "ls"]]);
   assert.deepEqual(said(io), [`T ${T0} ${NS} ${REF}`, `T ${T0} default NO_IMAGE_REF`]);
@@ -364,9 +377,10 @@ Deno.test("Recorder maps a docker container (no image) through its snapshot to i
   const ps = dockerText("docker_ps.txt").split("\n").slice(1).map((l) => l.split(/\s+/));
   const stopped = ps.find((p) => p[1] === "docker.io/library/stop:1")![0]!;
   const { rec, io, ctr } = setup({ script: dockerListings });
-  await rec.handleLine(line("/containers/create", { id: stopped, runtime: {} }, "moby", 0));
-  await rec.handleLine(line("/tasks/create", { container_id: stopped }, "moby", 0));
-  await rec.handleLine(
+  await feed(rec, line("/containers/create", { id: stopped, runtime: {} }, "moby", 0));
+  await feed(rec, line("/tasks/create", { container_id: stopped }, "moby", 0));
+  await feed(
+    rec,
     line(
       "/tasks/exit",
       { container_id: stopped, id: stopped, exited_at: { seconds: T0 + 5 } },
@@ -388,16 +402,16 @@ Deno.test("Recorder maps a docker container (no image) through its snapshot to i
 Deno.test("Recorder looks up a docker container whose snapshot leads to no image once, at start", async () => {
   const { rec, io, ctr } = setup({ script: dockerListings });
   const id = "f".repeat(64); // no snapshot of that key: no image to name
-  await rec.handleLine(line("/containers/create", { id, runtime: {} }, "moby", 0));
-  await rec.handleLine(line("/tasks/create", { container_id: id }, "moby", 0));
+  await feed(rec, line("/containers/create", { id, runtime: {} }, "moby", 0));
+  await feed(rec, line("/tasks/create", { container_id: id }, "moby", 0));
   assert.equal(ctr.spawned, 3);
   const exit = { container_id: id, id, exited_at: { seconds: T0 + 5 } };
-  await rec.handleLine(line("/tasks/exit", exit, "moby", 5));
+  await feed(rec, line("/tasks/exit", exit, "moby", 5));
   assert.equal(ctr.spawned, 3, "its exit finds the same nothing without asking again");
   assert.deepEqual(said(io), []);
   assert.equal(rec.entries.size, 0);
   // A new start looks again: the container may have been re-created meanwhile.
-  await rec.handleLine(line("/tasks/create", { container_id: id }, "moby", 10));
+  await feed(rec, line("/tasks/create", { container_id: id }, "moby", 10));
   assert.equal(ctr.spawned, 6);
 });
 
@@ -405,7 +419,7 @@ Deno.test("Recorder maps a docker run --rm already gone from snapshot ls (real 2
   // Its snapshot ls was captured before the run: no such container.
   const { rec, io } = setup({ quiet: false, script: dockerListings });
   for (const l of dockerText("events_run_rm.txt").split("\n").filter((l) => l !== "")) {
-    await rec.handleLine(l);
+    await feed(rec, l);
   }
   const lines = said(io).filter((l) => !l.startsWith("D "));
   assert.equal(lines.length, 2, lines.join("\n"));
@@ -423,8 +437,8 @@ Deno.test("Recorder records an image volume's mount and unmount (containerd 2.1 
   const { rec, io } = setup({
     script: (args) => args.join(" ") === `-n ${NS} image ls` ? ok(imageLs) : fail("unexpected\n"),
   });
-  await rec.handleLine(line("/snapshot/prepare", { key: key[0], parent: key[1] }, NS, 0));
-  await rec.handleLine(line("/snapshot/remove", { key: key[0], snapshotter: "overlayfs" }, NS, 9));
+  await feed(rec, line("/snapshot/prepare", { key: key[0], parent: key[1] }, NS, 0));
+  await feed(rec, line("/snapshot/remove", { key: key[0], snapshotter: "overlayfs" }, NS, 9));
   const refs = said(io).filter((l) => !l.startsWith("D "));
   assert.equal(refs.length, 6, refs.join("\n")); // tag, repo@digest, sha256:<config>; twice
   assert.ok(refs.slice(0, 3).every((l) => l.startsWith(`V ${T0} ${NS} `)));
@@ -434,10 +448,10 @@ Deno.test("Recorder records an image volume's mount and unmount (containerd 2.1 
 
 Deno.test("Recorder forgets deleted containers", async () => {
   const { rec, ctr } = setup({ script: () => fail("ctr: not found\n") });
-  await rec.handleLine(line("/containers/create", CREATE));
-  await rec.handleLine(line("/containers/delete", { id: "c1" }));
+  await feed(rec, line("/containers/create", CREATE));
+  await feed(rec, line("/containers/delete", { id: "c1" }));
   assert.equal(rec.images.size, 0);
-  await rec.handleLine(line("/tasks/create", { container_id: "c1" }));
+  await feed(rec, line("/tasks/create", { container_id: "c1" }));
   assert.deepEqual(ctr.calls, [["-n", NS, "containers", "info", "c1"]]);
 });
 
@@ -462,7 +476,7 @@ Deno.test("Recorder flush() writes the DB only when something changed", async (t
     await t.step(
       "after a record: the whole DB in the current format, expired dropped",
       async () => {
-        await rec.handleLine(line("/containers/create", CREATE, NS, 0));
+        await feed(rec, line("/containers/create", CREATE, NS, 0));
         assert.equal(rec.dirty, true);
         await rec.flush();
         assert.equal(rec.dirty, false);
@@ -490,7 +504,7 @@ Deno.test("Recorder flush() writes the DB only when something changed", async (t
     });
     await t.step("entries age out by the clock of the Io", async () => {
       io.time = T0 + 14 * DAY + 1;
-      await rec.handleLine(line("/containers/create", { id: "c3", image: "x:3" }, NS, 14 * DAY));
+      await feed(rec, line("/containers/create", { id: "c3", image: "x:3" }, NS, 14 * DAY));
       await rec.flush();
       assert.equal(
         await Deno.readTextFile(path),
@@ -509,7 +523,7 @@ Deno.test("Recorder flush() that fails logs, stays dirty and retries", async () 
     const notADir = join(dir, "file");
     await Deno.writeTextFile(notADir, "");
     const { rec, io } = setup({ stateDir: notADir });
-    await rec.handleLine(line("/containers/create", CREATE));
+    await feed(rec, line("/containers/create", CREATE));
     await rec.flush();
     assert.equal(rec.dirty, true);
     assert.equal(rec.stats.writes, 0);
@@ -527,7 +541,7 @@ function fixtureLines(path: string): string[] {
 
 Deno.test("Recorder follows a real ctr 1.6 container life without spawning ctr", async () => {
   const { rec, ctr, io } = setup();
-  for (const l of fixtureLines("ctr-1.6/events.txt")) await rec.handleLine(l);
+  for (const l of fixtureLines("ctr-1.6/events.txt")) await feed(rec, l);
   const t = Date.UTC(2026, 10, 27, 21, 52, 32) / 1000;
   const ref = "docker.io/library/ctre-events:1";
   assert.equal(ctr.spawned, 0);
@@ -574,7 +588,7 @@ for (
 ) {
   Deno.test(`Recorder follows a real ctr ${minor} container life without spawning ctr`, async () => {
     const { rec, ctr, io } = setup();
-    for (const l of fixtureLines(`ctr-${minor}/events.txt`)) await rec.handleLine(l);
+    for (const l of fixtureLines(`ctr-${minor}/events.txt`)) await feed(rec, l);
     const ref = "docker.io/library/ctre-events:1";
     const [t0, t1] = [Date.parse(start!) / 1000, Date.parse(exit!) / 1000];
     assert.equal(ctr.spawned, 0);
@@ -596,7 +610,7 @@ for (
 
 Deno.test("Recorder follows a hand-made 2.x CRI container life (ctr-2.x)", async () => {
   const { rec, ctr, io } = setup();
-  for (const l of fixtureLines("ctr-2.x/events.txt")) await rec.handleLine(l);
+  for (const l of fixtureLines("ctr-2.x/events.txt")) await feed(rec, l);
   const ref = "docker.io/library/nginx:1.27";
   assert.equal(ctr.spawned, 0);
   assert.equal(io.stderr.text, "");
@@ -648,7 +662,7 @@ Deno.test("record() survives ctr event ending, reconnects, and writes the DB on 
       metrics: false,
     };
     io.signal = controller.signal;
-    assert.equal(await record(ctr, opts, io), 0);
+    assert.equal(await record(ctrGateway(ctr), opts, io), 0);
     assert.deepEqual(ctr.streams, [["event"], ["event"]]);
     assert.deepEqual(io.sleeps, [1000, 2000], "backoff doubles while no event arrives");
     const why = "ctr event ended with code 1: " +
@@ -672,44 +686,42 @@ Deno.test("record() catches up on a container started while it reconnected, and 
   const dir = await Deno.makeTempDir({ prefix: "ctre-record-" });
   try {
     const controller = new AbortController();
-    const row = (a: string, b: string, c: string) => `${a.padEnd(13)}${b.padEnd(36)}${c}\n`;
-    const ls = (...rows: [string, string][]) =>
-      row("CONTAINER", "IMAGE", "RUNTIME") +
-      rows.map(([id, image]) => row(id, image, "io.containerd.runc.v2")).join("");
+    const row = (id: string, image: string) => ({ id, image, runtime: "io.containerd.runc.v2" });
     let resyncs = 0;
     const metrics = () => Deno.readTextFileSync(join(dir, "metrics", "ctre.prom"));
     const seen: Record<string, string> = {};
-    const ctr = new FakeCtr(
-      (args) => {
-        switch (args.join(" ")) {
-          case "namespace ls -q":
-            return ok("default\n");
-          case "-n default container ls":
-            // The first connect knows "old"; "app3" was created and started in the gap.
-            return ok(
-              ++resyncs === 1
-                ? ls(["old", "docker.io/library/old:1"])
-                : ls(["old", "docker.io/library/old:1"], ["app3", REF]),
-            );
-          case "-n default task ls":
-            return ok(
-              "TASK    PID    STATUS    \nold     10     RUNNING\napp3    11     RUNNING\n",
-            );
-          case "-n default containers info probe":
-            seen.following = metrics();
-            return ok(info("probe", "docker.io/library/probe:1"));
-        }
-        return fail("ctr: unexpected\n");
-      },
-      () => {
-        if (resyncs === 1) seen.reconnecting = metrics();
-        return {
-          lines: resyncs === 0 ? [] : [line("/tasks/create", { container_id: "probe" }, "default")],
-          code: 1,
-          stderr: "ctr: rpc error: code = Unavailable desc = transport is closing\n",
-        };
-      },
+    const containerd = new FakeContainerd();
+    containerd.ns("default").tasks = [
+      { id: "old", pid: 10, status: "RUNNING" },
+      { id: "app3", pid: 11, status: "RUNNING" },
+    ];
+    containerd.ns("default").infos.set(
+      "probe",
+      containerInfo("probe", {}, undefined, "docker.io/library/probe:1"),
     );
+    // The first connect knows "old"; "app3" was created and started in the gap.
+    containerd.on.listContainers = () =>
+      Promise.resolve(
+        ++resyncs === 1
+          ? [row("old", "docker.io/library/old:1")]
+          : [row("old", "docker.io/library/old:1"), row("app3", REF)],
+      );
+    containerd.fault = (method) => {
+      if (method === "containerInfo") seen.following = metrics();
+    };
+    containerd.events = () => {
+      if (resyncs === 1) seen.reconnecting = metrics();
+      const probe = {
+        time: T0,
+        ns: "default",
+        topic: "/tasks/create",
+        payload: { container_id: "probe" },
+      };
+      return eventStream(resyncs === 0 ? [] : [probe], {
+        code: 1,
+        stderr: "ctr: rpc error: code = Unavailable desc = transport is closing\n",
+      });
+    };
     const io = new FakeIo({ now: T0 });
     const realSleep = io.sleep.bind(io);
     io.sleep = (ms: number) => {
@@ -724,7 +736,7 @@ Deno.test("record() catches up on a container started while it reconnected, and 
       keepWindow: 14 * DAY,
       metrics: true,
     };
-    assert.equal(await record(ctr, opts, io), 0);
+    assert.equal(await record(containerd, opts, io), 0);
     assert.deepEqual(io.stderr.lines.filter((l) => !l.includes("reconnecting in")), []);
     assert.equal(resyncs, 2);
     // Only the container it did not know, at the time it caught up (after the 1 s backoff).

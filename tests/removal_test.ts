@@ -1,18 +1,19 @@
 import assert from "node:assert/strict";
 import { CtrError } from "../lib/core/errors.ts";
-import { readRemoval, REMOVE_CHUNK, removeImages } from "../lib/prune/removal.ts";
-import { fail, FakeCtr, ok } from "./support/fake_ctr.ts";
+import { REMOVE_CHUNK, removeImages } from "../lib/prune/removal.ts";
+import { readRemoval } from "../lib/ctr/image_removal.ts";
+import { ok } from "./support/fake_ctr.ts";
+import { exitError, FakeContainerd, imageRow } from "./support/fake_containerd.ts";
 
 const NS = "k8s.io";
 const T = 'time="2026-11-27T17:12:41.976313083Z"';
 
-/** Refs as planned, all of one digest (the bare removal does not look at it). */
-function planned(refs: string[], digest = `sha256:${"a".repeat(64)}`) {
+const DIGEST = `sha256:${"a".repeat(64)}`;
+
+/** Refs as planned, all of one digest. */
+function planned(refs: string[], digest = DIGEST) {
   return refs.map((ref) => ({ ref, digest }));
 }
-
-/** The bare removal, without the last-second re-read (tested below on its own). */
-const BARE = { check: false };
 
 function rmArgs(refs: string[]): string[] {
   return ["-n", NS, "image", "rm", ...refs];
@@ -168,35 +169,53 @@ Deno.test("readRemoval() reads one ctr image rm run", async (t) => {
   });
 });
 
-Deno.test("removeImages() removes in one ctr call per chunk", async () => {
-  const ctr = new FakeCtr((args) => ctrRm(args.slice(4)));
+/** A fake containerd whose namespace NS holds `refs`, all of `digest`. */
+function holding(refs: string[], digest = DIGEST): FakeContainerd {
+  const c = new FakeContainerd();
+  c.ns(NS).images = refs.map((ref) => imageRow(ref, digest));
+  return c;
+}
+
+Deno.test("removeImages() re-reads a chunk's refs, then removes them in one go", async () => {
   const refs = ["docker.io/library/a:1", "docker.io/library/b:1"];
-  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
+  const c = holding(refs);
+  const outcome = await removeImages(c, NS, planned(refs));
   assert.deepEqual(outcome, { removed: refs, missing: [], failed: [], moved: [] });
-  assert.deepEqual(ctr.calls, [rmArgs(refs)]);
+  assert.deepEqual(c.calls, [["listImages", NS, refs], ["removeImages", NS, refs, false]]);
 });
 
-Deno.test("removeImages() with no refs runs no ctr", async () => {
-  const ctr = new FakeCtr((args) => ctrRm(args.slice(4)));
-  assert.deepEqual(await removeImages(ctr, NS, [], BARE), {
+Deno.test("removeImages() keeps a ref re-pointed since the plan, and skips one already gone", async () => {
+  const c = holding(["a:1"]);
+  c.ns(NS).images.push(imageRow("b:1", `sha256:${"b".repeat(64)}`));
+  const outcome = await removeImages(c, NS, planned(["a:1", "b:1", "c:1"]), { sync: true });
+  assert.deepEqual(outcome, {
+    removed: ["a:1"],
+    missing: ["c:1"],
+    failed: [],
+    moved: [{ ref: "b:1", now: `sha256:${"b".repeat(64)}` }],
+  });
+  assert.deepEqual(c.callsOf("removeImages"), [[NS, ["a:1"], true]]);
+});
+
+Deno.test("removeImages() with no refs asks nothing", async () => {
+  const c = holding([]);
+  assert.deepEqual(await removeImages(c, NS, []), {
     removed: [],
     missing: [],
     failed: [],
     moved: [],
   });
-  assert.equal(ctr.spawned, 0);
+  assert.deepEqual(c.calls, []);
 });
 
-Deno.test("removeImages() splits 250 refs into 3 calls of at most 100", async () => {
+Deno.test("removeImages() splits 250 refs into 3 removals of at most 100", async () => {
   assert.equal(REMOVE_CHUNK, 100);
   const refs = Array.from({ length: 250 }, (_, i) => `docker.io/library/img:${i}`);
-  const ctr = new FakeCtr((args) =>
-    ctrRm(args.slice(4), { missing: ["docker.io/library/img:150"] })
-  );
-  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
-  assert.deepEqual(ctr.calls.map((a) => a.length - 4), [100, 100, 50]);
-  for (const args of ctr.calls) assert.deepEqual(args.slice(0, 4), ["-n", NS, "image", "rm"]);
-  assert.deepEqual(ctr.calls.flatMap((a) => a.slice(4)), refs);
+  const c = holding(refs.filter((r) => r !== "docker.io/library/img:150"));
+  const outcome = await removeImages(c, NS, planned(refs));
+  const removals = c.callsOf("removeImages").map((a) => a[1] as string[]);
+  assert.deepEqual(removals.map((chunk) => chunk.length), [100, 99, 50]);
+  assert.deepEqual(c.callsOf("listImages").map((a) => (a[1] as string[]).length), [100, 100, 50]);
   assert.equal(outcome.removed.length, 249);
   assert.deepEqual(outcome.missing, ["docker.io/library/img:150"]);
   assert.deepEqual(outcome.failed, []);
@@ -204,16 +223,15 @@ Deno.test("removeImages() splits 250 refs into 3 calls of at most 100", async ()
 
 Deno.test("removeImages() marks every ref of a chunk failed when ctr cannot run", async () => {
   const refs = Array.from({ length: 150 }, (_, i) => `x:${i}`);
+  const c = holding(refs);
   let call = 0;
-  const ctr = new FakeCtr((args) => {
-    call++;
-    if (call === 2) {
+  c.fault = (method) => {
+    if (method === "removeImages" && ++call === 2) {
       throw new CtrError("Cannot run ctr -n k8s.io image rm: ctr is not installed", 127, "");
     }
-    return ctrRm(args.slice(4));
-  });
-  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
-  assert.equal(ctr.spawned, 2);
+  };
+  const outcome = await removeImages(c, NS, planned(refs));
+  assert.equal(call, 2);
   assert.deepEqual(outcome.removed, refs.slice(0, 100));
   assert.deepEqual(outcome.missing, []);
   assert.deepEqual(outcome.failed.map((f) => f.ref), refs.slice(100));
@@ -224,12 +242,15 @@ Deno.test("removeImages() marks every ref of a chunk failed when ctr cannot run"
 
 Deno.test("removeImages() goes on with the next chunk after a failing one", async () => {
   const refs = Array.from({ length: 120 }, (_, i) => `x:${i}`);
-  const ctr = new FakeCtr((args) => {
-    const chunk = args.slice(4);
-    return chunk.includes("x:0") ? fail("ctr: connection refused\n") : ctrRm(chunk);
-  });
-  const outcome = await removeImages(ctr, NS, planned(refs), BARE);
-  assert.equal(ctr.spawned, 2);
+  const c = holding(refs);
+  c.fault = (method, args) => {
+    const chunk = args[1] as string[] | undefined;
+    if (method === "listImages" && chunk?.includes("x:0")) {
+      throw exitError("image ls", "ctr: connection refused\n");
+    }
+  };
+  const outcome = await removeImages(c, NS, planned(refs));
+  assert.equal(c.callsOf("removeImages").length, 1);
   assert.deepEqual(outcome.removed, refs.slice(100));
   assert.equal(outcome.failed.length, 100);
   assert.match(outcome.failed[0]!.reason, /exited with code 1: ctr: connection refused$/);
@@ -256,19 +277,4 @@ Deno.test("readRemoval() reads a real ctr 1.6 image rm with a missing ref", () =
     missing: ["docker.io/library/ctre-missing:1"],
     failed: [],
   });
-});
-
-Deno.test("removeImages() reports every ref failed when containerd is down (real stderr)", async () => {
-  const stderr = fixture("ctr-1.6/ctr_refused.stderr");
-  const ctr = new FakeCtr(() => fail(stderr));
-  const outcome = await removeImages(ctr, "default", planned(["x:1", "x:2"]), BARE);
-  assert.deepEqual(outcome.removed, []);
-  assert.deepEqual(outcome.missing, []);
-  assert.deepEqual(outcome.failed.map((f) => f.ref), ["x:1", "x:2"]);
-  for (const f of outcome.failed) {
-    assert.equal(
-      f.reason,
-      `ctr -n default image rm … exited with code 1: ${stderr.trim()}`,
-    );
-  }
 });

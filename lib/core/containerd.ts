@@ -82,6 +82,4 @@ export interface LineageInput {
 /** One namespace as lib/node/inventory.ts gathers it: the lineage input and its content. */
 export interface NamespaceSnapshot extends LineageInput {
   content: Map<string, ContentBlob>;
-  /** ctr calls spent on lineage (snapshot ls, content get, leases ls, containers info). */
-  lineageCalls?: number;
 }

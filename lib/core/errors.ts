@@ -23,6 +23,17 @@ export class CtrError extends Error {
   }
 }
 
+/**
+ * A `ctr` that ran and exited non-zero: its stderr says why (a container gone, containerd not
+ * answering). A CtrError that is not one is a ctr that could not be started at all.
+ */
+export class CtrExitError extends CtrError {}
+
+/** The last line of a ctr's stderr, as messages quote it. */
+export function lastStderrLine(stderr: string): string {
+  return stderr.trim().split("\n").at(-1) ?? "";
+}
+
 /** Another ctre of the same kind holds the state dir's lock. */
 export class LockHeldError extends Error {
   override name = "LockHeldError";

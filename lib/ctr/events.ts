@@ -62,3 +62,13 @@ export function field(payload: Record<string, unknown>, name: string): string | 
   const v = payload[name];
   return typeof v === "string" ? v : undefined;
 }
+
+/** One event line, or the ParseError saying why it is not one. */
+export function readEventLine(line: string): CtrEvent | ParseError {
+  try {
+    return parseEventLine(line);
+  } catch (e) {
+    if (e instanceof ParseError) return e;
+    throw e;
+  }
+}

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CtrError } from "../core/errors.ts";
+import { CtrError, CtrExitError } from "../core/errors.ts";
 
 export interface CtrResult {
   code: number;
@@ -52,12 +52,12 @@ const UNREACHABLE =
   /failed to dial|connection refused|cannot access socket|no such file or directory.*sock/i;
 
 /** The CtrError for a failed invocation, with a hint when containerd cannot be reached. */
-export function failure(args: string[], r: CtrResult): CtrError {
+export function failure(args: string[], r: CtrResult): CtrExitError {
   const why = lastLines(r.stderr) || "no output on stderr";
   const hint = UNREACHABLE.test(why)
     ? " (is containerd running, and is --address or CONTAINERD_ADDRESS right?)"
     : "";
-  return new CtrError(
+  return new CtrExitError(
     `${commandText(args)} exited with code ${r.code}: ${why}${hint}`,
     r.code,
     r.stderr,

@@ -10,7 +10,7 @@
  * @module
  */
 import { mapLimit } from "../core/concurrency.ts";
-import { type Ctr, ctrOk } from "../ctr/runner.ts";
+import type { Containerd } from "../ctr/gateway.ts";
 import { errorText } from "../core/errors.ts";
 import {
   chainIdOfConfig,
@@ -20,50 +20,54 @@ import {
   resolveUsers,
   snapshottersOf,
 } from "../policy/lineage.ts";
-import {
-  parseContainerInfo,
-  parseContainerLs,
-  parseContentLs,
-  parseImageLs,
-  parseLeaseIds,
-  parseSnapshotLs,
-} from "../ctr/listings.ts";
-import type { ContentBlob, NamespaceSnapshot, SnapshotRow } from "../core/containerd.ts";
+import type {
+  ContainerInfo,
+  ContentBlob,
+  NamespaceSnapshot,
+  SnapshotRow,
+} from "../core/containerd.ts";
 
 const LINEAGE_CONCURRENCY = 4;
 
 /** Content, images and containers of one namespace, and what its containers run from. */
-export async function snapshotNamespace(ctr: Ctr, ns: string): Promise<NamespaceSnapshot> {
-  const content = await listContent(ctr, ns);
-  const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
-  const containers = parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"]));
+export async function snapshotNamespace(
+  containerd: Containerd,
+  ns: string,
+): Promise<NamespaceSnapshot> {
+  const content = await contentByDigest(containerd, ns);
+  const images = await containerd.listImages(ns);
+  const containers = await containerd.listContainers(ns);
   const snap: NamespaceSnapshot = { ns, images, content, containers };
-  if (images.length > 0) await addLineage(ctr, snap);
+  if (images.length > 0) await addLineage(containerd, snap);
   return snap;
 }
 
-/** `ctr content ls` of `ns`, by digest. */
-async function listContent(ctr: Ctr, ns: string): Promise<Map<string, ContentBlob>> {
-  const blobs = parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]));
+/** The content of `ns`, by digest. */
+async function contentByDigest(
+  containerd: Containerd,
+  ns: string,
+): Promise<Map<string, ContentBlob>> {
+  const blobs = await containerd.listContent(ns);
   return new Map(blobs.map((b) => [b.digest, b]));
 }
 
 /**
- * `ctr snapshot ls` of each of `snapshotters`, or of containerd's default one when none is
+ * The snapshots of each of `snapshotters` in `ns`, or of containerd's default one when none is
  * named (its failure throws). A named snapshotter whose listing fails gives a line in `errors`.
  */
 async function listSnapshots(
-  run: (args: string[]) => Promise<string>,
+  containerd: Containerd,
+  ns: string,
   snapshotters: string[],
 ): Promise<{ snapshots: SnapshotRow[]; errors: string[] }> {
   if (snapshotters.length === 0) {
-    return { snapshots: parseSnapshotLs(await run(["snapshot", "ls"])), errors: [] };
+    return { snapshots: await containerd.listSnapshots(ns), errors: [] };
   }
   const snapshots: SnapshotRow[] = [];
   const errors: string[] = [];
   for (const s of snapshotters) {
     try {
-      snapshots.push(...parseSnapshotLs(await run(["snapshot", "--snapshotter", s, "ls"])));
+      snapshots.push(...await containerd.listSnapshots(ns, s));
     } catch (e) {
       errors.push(`ctr snapshot ls of snapshotter ${s} failed: ${errorText(e)}`);
     }
@@ -72,26 +76,36 @@ async function listSnapshots(
 }
 
 /** Lists what {@linkcode resolveUsers} needs beyond the three listings. */
-async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
+async function addLineage(containerd: Containerd, snap: NamespaceSnapshot): Promise<void> {
   const ns = snap.ns;
-  let calls = 0;
-  const run = (args: string[]) => {
-    calls++;
-    return ctrOk(ctr, ["-n", ns, ...args]);
-  };
   // Snapshots after containers: a container created meanwhile shows as an unclaimed snapshot.
-  const { snapshots, errors } = await listSnapshots(run, snapshottersOf(snap.content));
+  const { snapshots, errors } = await listSnapshots(containerd, ns, snapshottersOf(snap.content));
   snap.snapshots = snapshots;
   if (errors.length > 0) snap.snapshotsError = errors.join("; ");
   const labels = chainsFromLabels(snap.images.map((i) => i.digest), snap.content);
   snap.chains = labels.chains;
   snap.configs = labels.configs;
-  // Manifests whose labels name no config: read them for it (then its config, below).
+  const needConfig = await configsOfManifests(containerd, snap, labels);
+  await chainsOfConfigs(containerd, snap, needConfig);
+  const first = resolveUsers(snap);
+  if (first.unclaimed.length > 0) snap.leases = await containerd.listLeases(ns);
+  if (first.needInfo.length > 0) snap.infos = await infosOf(containerd, ns, first.needInfo);
+}
+
+/**
+ * Reads the manifests whose labels name no config, for it; adds what they name to
+ * `snap.configs`. Returns, per image target, the configs whose chain must be computed.
+ */
+async function configsOfManifests(
+  containerd: Containerd,
+  snap: NamespaceSnapshot,
+  labels: ReturnType<typeof chainsFromLabels>,
+): Promise<Map<string, string[]>> {
   const manifests = [...new Set([...labels.needManifest.values()].flat())];
   const configOf = new Map<string, string>();
   await mapLimit(manifests, LINEAGE_CONCURRENCY, async (m) => {
     try {
-      configOf.set(m, configOfManifest(await run(["content", "get", m])));
+      configOf.set(m, configOfManifest(await containerd.getContent(snap.ns, m)));
     } catch {
       // chain unknown: resolveUsers keeps such images for any user it cannot place
     }
@@ -101,15 +115,24 @@ async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
     for (const m of ms) {
       const config = configOf.get(m);
       if (config === undefined) continue;
-      snap.configs.set(config, [...(snap.configs.get(config) ?? []), target]);
+      snap.configs!.set(config, [...(snap.configs!.get(config) ?? []), target]);
       needConfig.set(target, [...(needConfig.get(target) ?? []), config]);
     }
   }
+  return needConfig;
+}
+
+/** Computes the chain IDs of the configs of `needConfig` and adds them to `snap.chains`. */
+async function chainsOfConfigs(
+  containerd: Containerd,
+  snap: NamespaceSnapshot,
+  needConfig: Map<string, string[]>,
+): Promise<void> {
   const configs = [...new Set([...needConfig.values()].flat())];
   const computed = new Map<string, string>();
   await mapLimit(configs, LINEAGE_CONCURRENCY, async (config) => {
     try {
-      computed.set(config, chainIdOfConfig(await run(["content", "get", config])));
+      computed.set(config, chainIdOfConfig(await containerd.getContent(snap.ns, config)));
     } catch {
       // chain unknown, as above
     }
@@ -118,29 +141,36 @@ async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
     for (const config of needed) {
       const chain = computed.get(config);
       if (chain === undefined) continue;
-      const set = snap.chains.get(target) ?? new Set<string>();
+      const set = snap.chains!.get(target) ?? new Set<string>();
       set.add(chain);
-      snap.chains.set(target, set);
+      snap.chains!.set(target, set);
     }
   }
-  const first = resolveUsers(snap);
-  if (first.unclaimed.length > 0) snap.leases = parseLeaseIds(await run(["leases", "ls"]));
-  if (first.needInfo.length > 0) {
-    snap.infos = new Map();
-    await mapLimit(first.needInfo, LINEAGE_CONCURRENCY, async (id) => {
-      try {
-        snap.infos!.set(id, parseContainerInfo(await run(["containers", "info", id])));
-      } catch {
-        // gone meanwhile, or unreadable: resolveUsers falls back to name and lineage
-      }
-    });
-  }
-  snap.lineageCalls = calls;
+}
+
+/** What containerd knows of containers `ids`; those gone meanwhile or unreadable are left out. */
+async function infosOf(
+  containerd: Containerd,
+  ns: string,
+  ids: string[],
+): Promise<Map<string, ContainerInfo>> {
+  const infos = new Map<string, ContainerInfo>();
+  await mapLimit(ids, LINEAGE_CONCURRENCY, async (id) => {
+    try {
+      infos.set(id, await containerd.containerInfo(ns, id));
+    } catch {
+      // gone meanwhile, or unreadable: resolveUsers falls back to name and lineage
+    }
+  });
+  return infos;
 }
 
 /** Snapshots of all `namespaces`, taken concurrently. */
-export function snapshotAll(ctr: Ctr, namespaces: string[]): Promise<NamespaceSnapshot[]> {
-  return Promise.all(namespaces.map((ns) => snapshotNamespace(ctr, ns)));
+export function snapshotAll(
+  containerd: Containerd,
+  namespaces: string[],
+): Promise<NamespaceSnapshot[]> {
+  return Promise.all(namespaces.map((ns) => snapshotNamespace(containerd, ns)));
 }
 
 /** Sum of blob sizes, each digest counted once across namespaces. */
@@ -152,10 +182,13 @@ export function contentBytes(snaps: { content: Map<string, { size: number }> }[]
   return total;
 }
 
-/** The content store's size over `namespaces`: one `ctr content ls` each, digests once. */
-export async function measureContent(ctr: Ctr, namespaces: string[]): Promise<number> {
+/** The content store's size over `namespaces`: one content listing each, digests once. */
+export async function measureContent(
+  containerd: Containerd,
+  namespaces: string[],
+): Promise<number> {
   const lists = await Promise.all(
-    namespaces.map(async (ns) => ({ content: await listContent(ctr, ns) })),
+    namespaces.map(async (ns) => ({ content: await contentByDigest(containerd, ns) })),
   );
   return contentBytes(lists);
 }
@@ -167,15 +200,14 @@ export async function measureContent(ctr: Ctr, namespaces: string[]): Promise<nu
  * the caller learned from events, for those already removed when listing.
  */
 export async function refsOfContainerSnapshot(
-  ctr: Ctr,
+  containerd: Containerd,
   ns: string,
   id: string,
   seen: SnapshotRow[] = [],
 ): Promise<string[]> {
-  const content = await listContent(ctr, ns);
-  const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
-  const run = (args: string[]) => ctrOk(ctr, ["-n", ns, ...args]);
-  const { snapshots, errors } = await listSnapshots(run, snapshottersOf(content));
+  const content = await contentByDigest(containerd, ns);
+  const images = await containerd.listImages(ns);
+  const { snapshots, errors } = await listSnapshots(containerd, ns, snapshottersOf(content));
   if (errors.length > 0) throw new Error(errors.join("; "));
   // Snapshots seen in events first: a `docker run --rm` may be gone before we list.
   const rows = new Map(seen.map((s) => [s.key, s]));

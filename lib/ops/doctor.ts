@@ -8,8 +8,8 @@
  */
 import { join } from "node:path";
 import { containerdSupport } from "../ctr/containerd_support.ts";
-import type { Ctr } from "../ctr/runner.ts";
-import { errorText } from "../core/errors.ts";
+import type { Containerd } from "../ctr/gateway.ts";
+import { CtrExitError, errorText, lastStderrLine } from "../core/errors.ts";
 import { type Io, println } from "../core/io.ts";
 import { lockHolder } from "../state/lock.ts";
 import { parseUsageDb, USAGE_FILE } from "../state/usage_db.ts";
@@ -63,35 +63,37 @@ async function permissions(stateDir: string): Promise<Check[]> {
   ];
 }
 
-async function ctrChecks(ctr: Ctr, address: string | undefined, now: number): Promise<Check[]> {
-  const checks: Check[] = [];
+/** Which ctr runs and whether containerd answers, with its version and upstream support. */
+async function ctrChecks(
+  containerd: Containerd,
+  address: string | undefined,
+  now: number,
+): Promise<Check[]> {
+  let ctr: Check;
   try {
-    const v = await ctr.run(["--version"]);
-    checks.push({
-      name: "ctr",
-      status: v.code === 0 ? "ok" : "fail",
-      detail: v.code === 0 ? `ctr from PATH: ${v.stdout.trim()}` : v.stderr.trim(),
-    });
+    const version = await containerd.clientVersion();
+    ctr = { name: "ctr", status: "ok", detail: `ctr from PATH: ${version}` };
   } catch (e) {
-    return [{ name: "ctr", status: "fail", detail: errorText(e) }];
+    if (!(e instanceof CtrExitError)) {
+      return [{ name: "ctr", status: "fail", detail: errorText(e) }];
+    }
+    ctr = { name: "ctr", status: "fail", detail: e.stderr.trim() };
   }
   const where = address ?? "ctr's default socket (or CONTAINERD_ADDRESS)";
-  const r = await ctr.run(["version"]);
-  const server = serverVersion(r.stdout);
-  checks.push(
-    r.code === 0
-      ? {
-        name: "containerd",
-        status: "ok",
-        detail: `answers at ${where}, version ${server ?? "unknown"}`,
-      }
-      : {
-        name: "containerd",
-        status: "fail",
-        detail: `does not answer at ${where}: ${r.stderr.trim().split("\n").at(-1)}`,
-      },
-  );
-  if (r.code === 0 && server !== undefined) {
+  let server: string | undefined;
+  try {
+    server = await containerd.serverVersion();
+  } catch (e) {
+    if (!(e instanceof CtrExitError)) throw e;
+    const detail = `does not answer at ${where}: ${lastStderrLine(e.stderr)}`;
+    return [ctr, { name: "containerd", status: "fail", detail }];
+  }
+  const checks: Check[] = [ctr, {
+    name: "containerd",
+    status: "ok",
+    detail: `answers at ${where}, version ${server ?? "unknown"}`,
+  }];
+  if (server !== undefined) {
     checks.push({ name: "containerd support", ...containerdSupport(server, now) });
   }
   return checks;
@@ -154,11 +156,6 @@ export async function recorderCheck(stateDir: string): Promise<Check> {
     : { name: "recorder", status: "ok", detail: `running (${holder})` };
 }
 
-/** The server's version in `ctr version` output, if it answered. */
-function serverVersion(stdout: string): string | undefined {
-  return /Server:[\s\S]*?Version:\s*(\S+)/.exec(stdout)?.[1];
-}
-
 /** The socket of k3s's and RKE2's embedded containerd. */
 export const K3S_SOCKET = "/run/k3s/containerd/containerd.sock";
 
@@ -167,18 +164,17 @@ export const K3S_SOCKET = "/run/k3s/containerd/containerd.sock";
  * through ctr (ctre may not read outside its state dir, so it never looks at the path itself).
  * Says which flag to use.
  */
-export async function k3sSocketCheck(ctr: Ctr): Promise<Check> {
+export async function k3sSocketCheck(containerd: Containerd): Promise<Check> {
   const name = "k3s/RKE2 socket";
-  let r;
+  let server: string | undefined;
   try {
-    r = await ctr.run(["--address", K3S_SOCKET, "--connect-timeout", "2s", "version"]);
+    server = await containerd.serverVersion({ address: K3S_SOCKET, connectTimeout: "2s" });
   } catch (e) {
+    if (e instanceof CtrExitError) {
+      return { name, status: "info", detail: `no containerd answers at ${K3S_SOCKET} either` };
+    }
     return { name, status: "info", detail: `cannot ask ${K3S_SOCKET}: ${errorText(e)}` };
   }
-  if (r.code !== 0) {
-    return { name, status: "info", detail: `no containerd answers at ${K3S_SOCKET} either` };
-  }
-  const server = serverVersion(r.stdout);
   return {
     name,
     status: "warn",
@@ -192,17 +188,17 @@ export async function k3sSocketCheck(ctr: Ctr): Promise<Check> {
 
 /** Runs every check. */
 export async function diagnose(
-  ctr: Ctr,
+  containerd: Containerd,
   stateDir: string,
   address: string | undefined,
   now: number,
 ): Promise<Check[]> {
-  const containerd = await ctrChecks(ctr, address, now);
-  const unreachable = containerd.some((c) => c.name === "containerd" && c.status === "fail");
+  const reached = await ctrChecks(containerd, address, now);
+  const unreachable = reached.some((c) => c.name === "containerd" && c.status === "fail");
   return [
     ...await permissions(stateDir),
-    ...containerd,
-    ...(address === undefined && unreachable ? [await k3sSocketCheck(ctr)] : []),
+    ...reached,
+    ...(address === undefined && unreachable ? [await k3sSocketCheck(containerd)] : []),
     ...await stateChecks(stateDir, now),
   ];
 }

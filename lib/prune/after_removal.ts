@@ -6,7 +6,7 @@
  * @module
  */
 import { cleanupContainers, type CleanupOptions, type ContainerLine } from "./containers.ts";
-import type { Ctr } from "../ctr/runner.ts";
+import type { Containerd } from "../ctr/gateway.ts";
 import { contentPrunePlan } from "../policy/content_scope.ts";
 import { errorText } from "../core/errors.ts";
 import { measureContent } from "../node/inventory.ts";
@@ -22,7 +22,7 @@ export interface Lines {
 
 /** Container clean-up of every namespace of `namespaces`. */
 export async function cleanContainers(
-  ctr: Ctr,
+  containerd: Containerd,
   namespaces: string[],
   now: number,
   out: Lines,
@@ -31,7 +31,7 @@ export async function cleanContainers(
   const result = { deleted: [] as string[], kept: [] as string[], errors: [] as string[] };
   for (const ns of namespaces) {
     try {
-      const r = await cleanupContainers(ctr, ns, now, opts);
+      const r = await cleanupContainers(containerd, ns, now, opts);
       for (const s of r.skipped) out.say(`(skipping container) ${s}`);
       // Inspected containers show their pod labels and creation time, as the original did.
       const who = (c: ContainerLine) =>
@@ -60,7 +60,7 @@ export async function cleanContainers(
  * remaining image whole.
  */
 export async function cleanContent(
-  ctr: Ctr,
+  containerd: Containerd,
   namespaces: string[],
   opts: { contentPruneMoby: boolean },
   out: Lines,
@@ -80,7 +80,7 @@ export async function cleanContent(
   }
   for (const ns of plan.prune) {
     try {
-      const r = await pruneContentSafely(ctr, ns);
+      const r = await pruneContentSafely(containerd, ns);
       for (const refs of r.protected) {
         out.say(
           `(protected content) ${ns} ${refs}: its layers have no other copy (not unpacked)`,
@@ -108,13 +108,13 @@ export async function cleanContent(
 
 /** Measures the content store after the clean-up and prints what the run freed. */
 export async function measureAfter(
-  ctr: Ctr,
+  containerd: Containerd,
   namespaces: string[],
   outcome: PruneOutcome,
   out: Lines,
 ): Promise<void> {
   try {
-    outcome.contentBytesAfter = await measureContent(ctr, namespaces);
+    outcome.contentBytesAfter = await measureContent(containerd, namespaces);
   } catch (e) {
     out.error(`Cannot measure the content store afterwards: ${errorText(e)}`);
   }

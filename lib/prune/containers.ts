@@ -1,20 +1,14 @@
 /**
- * The two steps after images are removed, as the original does them: remove containers that
- * are not running, then `ctr content prune references` so unreferenced blobs go. Each failure
- * is reported and the rest goes on.
+ * Container clean-up after images are removed, as the original does it: remove the containers
+ * that are not running (and not kubelet's or dockerd's). Each failure is reported and the rest
+ * goes on.
  *
  * @module
  */
 import { mapLimit } from "../core/concurrency.ts";
-import { type Ctr, ctrOk } from "../ctr/runner.ts";
-import { errorText } from "../core/errors.ts";
-import {
-  parseContainerInfo,
-  parseContainerLs,
-  parseDigests,
-  parseTaskLs,
-} from "../ctr/listings.ts";
-import type { ContainerInfo } from "../core/containerd.ts";
+import type { Containerd } from "../ctr/gateway.ts";
+import { CtrExitError, errorText, lastStderrLine, ParseError } from "../core/errors.ts";
+import type { ContainerInfo, ContainerRow, TaskRow } from "../core/containerd.ts";
 
 /** Task states in which a container is left alone. Only STOPPED (or no task) may go. */
 const LIVE_STATES = new Set(["RUNNING", "PAUSED", "PAUSING", "CREATED", "UNKNOWN"]);
@@ -87,64 +81,85 @@ export interface CleanupOptions {
   kubelet?: boolean;
 }
 
-/**
- * Removes the containers of `ns` whose task is stopped, or that have no task and were last
- * updated more than FRESH_CONTAINER_SECONDS ago. Running, paused and created tasks are kept,
- * and so are containers without an image (dockerd's, which dockerd manages) and, unless
- * `opts.kubelet`, the CRI plugin's (kubelet's) sandboxes and containers, without inspecting them.
- *
- * `ctr containers info` runs only where its answer is needed: for Kubernetes containers (found
- * with one filtered `ctr container ls`), whose pod labels the output shows and whose order
- * follows pod namespace, pod and update time, and for containers without a task, whose update
- * time decides whether they may be about to start. Inspected containers without any label are
- * skipped, as the original does.
- */
-export async function cleanupContainers(
-  ctr: Ctr,
+/** What the listings of `ns` say about its containers. */
+interface Listed {
+  containers: ContainerRow[];
+  tasks: Map<string, TaskRow>;
+  /** Kubernetes containers (with a pod label). */
+  k8s: Set<string>;
+  /** The CRI plugin's (kubelet's) containers; empty with `opts.kubelet`. */
+  cri: Set<string>;
+}
+
+/** Lists the containers of `ns`; the tasks and labelled ones only when there are any. */
+async function listContainers(
+  containerd: Containerd,
   ns: string,
-  now: number,
-  opts: CleanupOptions = {},
-): Promise<ContainerCleanup> {
-  const result: ContainerCleanup = { deleted: [], kept: [], skipped: [], errors: [] };
-  const containers = parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"]));
-  if (containers.length === 0) return result;
-  const [taskList, k8sList, criList] = await Promise.all([
-    ctrOk(ctr, ["-n", ns, "task", "ls"]),
-    ctrOk(ctr, ["-n", ns, "container", "ls", `labels."${POD_LABEL}"`]),
-    opts.kubelet ? "" : ctrOk(ctr, ["-n", ns, "container", "ls", `labels."${CRI_KIND_LABEL}"`]),
+  opts: CleanupOptions,
+): Promise<Listed | null> {
+  const containers = await containerd.listContainers(ns);
+  if (containers.length === 0) return null;
+  const [tasks, k8s, cri] = await Promise.all([
+    containerd.listTasks(ns),
+    containerd.listContainers(ns, POD_LABEL),
+    opts.kubelet ? [] : containerd.listContainers(ns, CRI_KIND_LABEL),
   ]);
-  const tasks = new Map(parseTaskLs(taskList).map((t) => [t.id, t]));
-  const k8s = new Set(parseContainerLs(k8sList).map((c) => c.id));
-  const cri = new Set(criList === "" ? [] : parseContainerLs(criList).map((c) => c.id));
+  return {
+    containers,
+    tasks: new Map(tasks.map((t) => [t.id, t])),
+    k8s: new Set(k8s.map((c) => c.id)),
+    cri: new Set(cri.map((c) => c.id)),
+  };
+}
+
+/** Which containers are kept or skipped on sight, which need inspecting, which may go. */
+function triage(ns: string, listed: Listed, result: ContainerCleanup) {
   const removable: Removable[] = [];
   const inspect: string[] = [];
-  for (const c of containers) {
-    const status = tasks.get(c.id)?.status;
-    if (cri.has(c.id)) {
+  for (const c of listed.containers) {
+    const status = listed.tasks.get(c.id)?.status;
+    if (listed.cri.has(c.id)) {
       result.kept.push({ ...bare(ns, c.id), why: KUBELET_KEEP_WHY });
     } else if (status !== undefined && LIVE_STATES.has(status)) {
       result.kept.push({ ...bare(ns, c.id), why: status.toLowerCase() });
     } else if (c.image === null) {
       result.skipped.push(`${ns} ${c.id}: no image (managed by dockerd)`);
-    } else if (k8s.has(c.id) || status === undefined) {
+    } else if (listed.k8s.has(c.id) || status === undefined) {
       inspect.push(c.id);
     } else {
       removable.push({ ...bare(ns, c.id), updated: "" });
     }
   }
-  const infos = await mapLimit(inspect, INFO_CONCURRENCY, async (id) => {
-    const r = await ctr.run(["-n", ns, "containers", "info", id]);
-    if (r.code !== 0) {
-      result.skipped.push(`${ns} ${id}: gone (${r.stderr.trim().split("\n").at(-1) ?? ""})`);
-      return null;
-    }
+  return { removable, inspect };
+}
+
+/**
+ * Inspects containers `ids`: those gone meanwhile are skipped, unreadable ones are errors,
+ * those without labels skipped, those without a task updated recently kept. Returns the rest.
+ */
+async function inspect(
+  containerd: Containerd,
+  ns: string,
+  ids: string[],
+  tasks: Map<string, TaskRow>,
+  now: number,
+  result: ContainerCleanup,
+): Promise<Removable[]> {
+  const infos = await mapLimit(ids, INFO_CONCURRENCY, async (id) => {
     try {
-      return parseContainerInfo(r.stdout);
+      return await containerd.containerInfo(ns, id);
     } catch (e) {
-      result.errors.push(`Cannot inspect container ${ns} ${id}: ${errorText(e)}`);
+      if (e instanceof CtrExitError) {
+        result.skipped.push(`${ns} ${id}: gone (${lastStderrLine(e.stderr)})`);
+      } else if (e instanceof ParseError) {
+        result.errors.push(`Cannot inspect container ${ns} ${id}: ${errorText(e)}`);
+      } else {
+        throw e;
+      }
       return null;
     }
   });
+  const removable: Removable[] = [];
   for (const info of infos) {
     if (info === null) continue;
     if (Object.keys(info.labels).length === 0) {
@@ -158,62 +173,64 @@ export async function cleanupContainers(
     }
     removable.push({ ...describe(ns, info), updated: info.updatedAt });
   }
-  if (removable.length === 0) return result;
+  return removable;
+}
+
+/**
+ * Removes `removable` in pod order, then lists again: those still there are kept with ctr's
+ * reason. `ctr containers rm` deletes one container after the other, each with its task and its
+ * snapshot (~65 ms apiece, mostly waiting on the shim and runc): a few processes, each with a
+ * contiguous slice of the sorted list, take about half the time of one.
+ */
+async function removeAll(
+  containerd: Containerd,
+  ns: string,
+  removable: Removable[],
+  result: ContainerCleanup,
+): Promise<void> {
   removable.sort(byPod);
-  // `ctr containers rm` deletes one container after the other, each with its task and its
-  // snapshot (~65 ms apiece, mostly waiting on the shim and runc): a few processes, each with a
-  // contiguous slice of the sorted list, take about half the time of one.
   const ids = removable.map((c) => c.id);
   const parts = Math.min(RM_CONCURRENCY, Math.ceil(ids.length / RM_MIN_PER_PROCESS));
   const size = Math.ceil(ids.length / parts);
-  const rms = await Promise.all(
+  const said = (await Promise.all(
     Array.from({ length: parts }, (_, k) => ids.slice(k * size, (k + 1) * size))
       .filter((slice) => slice.length > 0)
-      .map((slice) => ctr.run(["-n", ns, "containers", "rm", ...slice])),
-  );
-  const stderr = rms.map((r) => r.stderr).join("\n");
-  const left = new Set(
-    parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"])).map((c) => c.id),
-  );
+      .map((slice) => containerd.removeContainers(ns, slice)),
+  )).flat();
+  const left = new Set((await containerd.listContainers(ns)).map((c) => c.id));
   for (const { updated: _, ...c } of removable) {
     if (left.has(c.id)) {
-      const why = stderr.split("\n").find((l) => l.includes(c.id))?.trim();
+      const why = said.find((l) => l.includes(c.id))?.trim();
       result.kept.push({ ...c, why: why ?? "ctr containers rm did not remove it" });
     } else {
       result.deleted.push(c);
     }
   }
-  return result;
 }
-
-export interface ContentPrune {
-  before: number;
-  after: number;
-  error?: string;
-}
-
-const TRANSIENT = /content digest .* not found|not found/i;
 
 /**
- * `ctr content prune references` in `ns`, retried once on the transient "content digest …
- * not found" (ossobv/vcutil#37), with the number of blobs before and after.
+ * Removes the containers of `ns` whose task is stopped, or that have no task and were last
+ * updated more than FRESH_CONTAINER_SECONDS ago. Running, paused and created tasks are kept,
+ * and so are containers without an image (dockerd's, which dockerd manages) and, unless
+ * `opts.kubelet`, the CRI plugin's (kubelet's) sandboxes and containers, without inspecting them.
+ *
+ * Containers are inspected only where the answer is needed: Kubernetes containers (found with
+ * one filtered listing), whose pod labels the output shows and whose order follows pod
+ * namespace, pod and update time, and containers without a task, whose update time decides
+ * whether they may be about to start. Inspected containers without any label are skipped, as
+ * the original does.
  */
-export async function pruneContent(ctr: Ctr, ns: string): Promise<ContentPrune> {
-  const count = async () =>
-    parseDigests(await ctrOk(ctr, ["-n", ns, "content", "ls", "-q"])).length;
-  const before = await count();
-  const args = ["-n", ns, "content", "prune", "references"];
-  let error: string | undefined;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    try {
-      await ctrOk(ctr, args);
-      error = undefined;
-      break;
-    } catch (e) {
-      error = errorText(e);
-      if (!TRANSIENT.test(error)) break;
-    }
-  }
-  const after = await count();
-  return error === undefined ? { before, after } : { before, after, error };
+export async function cleanupContainers(
+  containerd: Containerd,
+  ns: string,
+  now: number,
+  opts: CleanupOptions = {},
+): Promise<ContainerCleanup> {
+  const result: ContainerCleanup = { deleted: [], kept: [], skipped: [], errors: [] };
+  const listed = await listContainers(containerd, ns, opts);
+  if (listed === null) return result;
+  const { removable, inspect: ids } = triage(ns, listed, result);
+  removable.push(...await inspect(containerd, ns, ids, listed.tasks, now, result));
+  if (removable.length > 0) await removeAll(containerd, ns, removable, result);
+  return result;
 }

@@ -5,10 +5,9 @@
  * @module
  */
 import { mapLimit } from "../core/concurrency.ts";
-import { errorText } from "../core/errors.ts";
-import { type Ctr, ctrOk } from "../ctr/runner.ts";
-import { parseContentLs, parseDigests, parseImageLs, parseSnapshotLs } from "../ctr/listings.ts";
-import { planContentPrune } from "../policy/layer_guard.ts";
+import { CtrExitError, errorText } from "../core/errors.ts";
+import type { Containerd } from "../ctr/gateway.ts";
+import { type LayerGuardPlan, planContentPrune } from "../policy/layer_guard.ts";
 
 /** `ctr content label` processes at once. */
 const LABEL_CONCURRENCY = 4;
@@ -23,12 +22,12 @@ export interface ContentPruneResult {
 
 const TRANSIENT = /content digest .* not found|not found/i;
 
-/** Runs `args`, once more if it fails with the transient "content digest … not found". */
-async function withRetry(ctr: Ctr, args: string[]): Promise<string | undefined> {
+/** `ctr content prune references`, once more if it fails with the transient "… not found". */
+async function pruneReferences(containerd: Containerd, ns: string): Promise<string | undefined> {
   let error: string | undefined;
   for (let attempt = 1; attempt <= 2; attempt++) {
     try {
-      await ctrOk(ctr, args);
+      await containerd.pruneContentReferences(ns);
       return undefined;
     } catch (e) {
       error = errorText(e);
@@ -39,45 +38,53 @@ async function withRetry(ctr: Ctr, args: string[]): Promise<string | undefined> 
 }
 
 /**
+ * Strips the layer references of `strip`, then runs a garbage collection (a label change does
+ * not start one; deleting a lease with --sync runs one and waits). Returns the first failure.
+ */
+async function stripAndCollect(
+  containerd: Containerd,
+  ns: string,
+  strip: LayerGuardPlan["strip"],
+): Promise<string | undefined> {
+  const failures = (await mapLimit(strip, LABEL_CONCURRENCY, async (s) => {
+    try {
+      await containerd.clearContentLabels(ns, s.digest, s.labels);
+      return null;
+    } catch (e) {
+      if (!(e instanceof CtrExitError)) throw e;
+      // Gone since the listing: nothing left to strip.
+      if (/not found/i.test(e.stderr)) return null;
+      return `ctr content label ${s.digest} exited with code ${e.code}: ${e.stderr.trim()}`;
+    }
+  })).filter((f) => f !== null);
+  let error = failures[0];
+  if (strip.length > 0) {
+    try {
+      await containerd.deleteLease(ns, await containerd.createLease(ns, "1h"), true);
+    } catch (e) {
+      error ??= errorText(e);
+    }
+  }
+  return error;
+}
+
+/**
  * Content prune of `ns` that leaves every remaining image runnable (see the module doc). Lists
  * content, then snapshots, then images: an image that appears meanwhile is either listed (and
  * judged) or has no manifest in the content list (so none of its references is touched).
  */
-export async function pruneContentSafely(ctr: Ctr, ns: string): Promise<ContentPruneResult> {
-  const blobs = parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]));
-  const snapshots = parseSnapshotLs(await ctrOk(ctr, ["-n", ns, "snapshot", "ls"]));
-  const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
+export async function pruneContentSafely(
+  containerd: Containerd,
+  ns: string,
+): Promise<ContentPruneResult> {
+  const blobs = await containerd.listContent(ns);
+  const snapshots = await containerd.listSnapshots(ns);
+  const images = await containerd.listImages(ns);
   const plan = planContentPrune(blobs, images, snapshots);
-  let error: string | undefined;
-  if (plan.unsafe.length === 0) {
-    error = await withRetry(ctr, ["-n", ns, "content", "prune", "references"]);
-  } else {
-    const failures = (await mapLimit(plan.strip, LABEL_CONCURRENCY, async (s) => {
-      const r = await ctr.run([
-        "-n",
-        ns,
-        "content",
-        "label",
-        s.digest,
-        ...s.labels.map((l) => `${l}=`),
-      ]);
-      // Gone since the listing: nothing left to strip.
-      if (r.code === 0 || /not found/i.test(r.stderr)) return null;
-      return `ctr content label ${s.digest} exited with code ${r.code}: ${r.stderr.trim()}`;
-    })).filter((f) => f !== null);
-    error = failures[0];
-    if (plan.strip.length > 0) {
-      // A label change does not start a GC; deleting a lease with --sync runs one and waits.
-      try {
-        const lease = (await ctrOk(ctr, ["-n", ns, "leases", "create", "--expires", "1h"]))
-          .trim();
-        await ctrOk(ctr, ["-n", ns, "leases", "delete", "--sync", lease]);
-      } catch (e) {
-        error ??= errorText(e);
-      }
-    }
-  }
-  const after = parseDigests(await ctrOk(ctr, ["-n", ns, "content", "ls", "-q"])).length;
+  const error = plan.unsafe.length === 0
+    ? await pruneReferences(containerd, ns)
+    : await stripAndCollect(containerd, ns, plan.strip);
+  const after = (await containerd.contentDigests(ns)).length;
   const out: ContentPruneResult = {
     before: blobs.length,
     after,

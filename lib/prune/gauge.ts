@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { type Ctr, ctrOk } from "../ctr/runner.ts";
-import { parseNamespaces } from "../ctr/listings.ts";
+import type { Containerd } from "../ctr/gateway.ts";
 import { formatBytes } from "../core/units.ts";
 import { measureContent } from "../node/inventory.ts";
 import type { Budget } from "../policy/budget.ts";
@@ -24,9 +23,9 @@ export interface Gauge {
   readonly sizesPredict: boolean;
 }
 
-/** Size of the content store: `ctr content ls` of every namespace, each digest once. */
-export async function storeBytes(ctr: Ctr): Promise<number> {
-  return measureContent(ctr, parseNamespaces(await ctrOk(ctr, ["namespace", "ls", "-q"])));
+/** Size of the content store: the content of every namespace, each digest once. */
+export async function storeBytes(containerd: Containerd): Promise<number> {
+  return measureContent(containerd, await containerd.namespaces());
 }
 
 /** Free space of the filesystem holding `root`. Needs --allow-sys=statfs and --allow-read=root. */
@@ -52,12 +51,12 @@ export async function freeSpace(root: string): Promise<{ free: number; total: nu
 }
 
 /** The gauge of a budget. */
-export function gaugeOf(budget: Budget, ctr: Ctr): Gauge {
+export function gaugeOf(budget: Budget, containerd: Containerd): Gauge {
   if (budget.kind === "max-store-size") {
     return {
       target: `content store at most ${formatBytes(budget.maxBytes)}`,
       sizesPredict: true,
-      over: async () => (await storeBytes(ctr)) - budget.maxBytes,
+      over: async () => (await storeBytes(containerd)) - budget.maxBytes,
     };
   }
   return {

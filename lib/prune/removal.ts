@@ -1,22 +1,15 @@
 /**
- * Removing images in batches: one `ctr image rm` per namespace and chunk, with each ref's
- * outcome read back from what ctr printed (stdout lists the deleted refs; stderr warns about
- * missing ones and logs each failure, and ctr goes on with the rest).
+ * Removing images in batches: per namespace and chunk, a re-read of the chunk's refs, then one
+ * removal whose outcome per ref the gateway reads back from ctr (lib/ctr/image_removal.ts).
  *
  * @module
  */
-import type { Ctr } from "../ctr/runner.ts";
-import { commandText, ctrOk } from "../ctr/runner.ts";
-import { parseImageLs } from "../ctr/listings.ts";
+import type { Containerd, ImageRemoval } from "../ctr/gateway.ts";
 import { type PlannedRef, splitByTarget } from "../policy/recheck.ts";
 
 export const REMOVE_CHUNK = 100;
 
-export interface RemovalOutcome {
-  removed: string[];
-  /** Already gone when we asked (someone else removed them). */
-  missing: string[];
-  failed: { ref: string; reason: string }[];
+export interface RemovalOutcome extends ImageRemoval {
   /** Kept at the last second: the ref points to another digest (`now`) than planned. */
   moved: { ref: string; now: string }[];
 }
@@ -25,64 +18,17 @@ function empty(): RemovalOutcome {
   return { removed: [], missing: [], failed: [], moved: [] };
 }
 
-/** Whether a log line names `ref` as a whole word (not as part of a longer ref). */
-function mentions(line: string, ref: string): boolean {
-  for (let at = line.indexOf(ref); at >= 0; at = line.indexOf(ref, at + 1)) {
-    const before = at === 0 ? " " : line[at - 1]!;
-    const after = line[at + ref.length] ?? " ";
-    if (/[\s"'=]/.test(before) && /[\s"':]/.test(after)) return true;
-  }
-  return false;
-}
-
-/** Reads one `ctr image rm` run: which refs went, which were missing, which failed and why. */
-export function readRemoval(
-  refs: string[],
-  r: { code: number; stdout: string; stderr: string },
-  args: string[],
-): Omit<RemovalOutcome, "moved"> {
-  const deleted = new Set(r.stdout.split("\n").map((l) => l.trim()));
-  const errLines = r.stderr.split("\n").filter((l) => l.trim() !== "");
-  const out: Omit<RemovalOutcome, "moved"> = { removed: [], missing: [], failed: [] };
-  for (const ref of refs) {
-    if (deleted.has(ref)) {
-      out.removed.push(ref);
-      continue;
-    }
-    const mine = errLines.filter((l) => mentions(l, ref));
-    if (mine.some((l) => l.includes(`${ref}: image not found`))) {
-      out.missing.push(ref);
-    } else {
-      const why = mine.at(-1) ?? errLines.at(-1) ?? "not reported as deleted";
-      out.failed.push({
-        ref,
-        reason: `${commandText(args.slice(0, 4))} … exited with code ${r.code}: ${why.trim()}`,
-      });
-    }
-  }
-  return out;
-}
-
-/**
- * The filter arguments of `ctr image ls` that list exactly `refs` (several are OR'ed). Quoted,
- * so a ref with `@sha256:…` or other filter syntax is taken literally.
- */
-export function nameFilters(refs: string[]): string[] {
-  return refs.map((ref) => `name==${JSON.stringify(ref)}`);
-}
-
 /**
  * Removes the planned refs of namespace `ns`, REMOVE_CHUNK refs per ctr process. Right before
- * each chunk's `ctr image rm`, one `ctr image ls name==…` re-reads the chunk's refs: a ref that
- * now points to another digest than planned (re-pointed by a pull meanwhile) is kept, one that is
- * no longer listed is already gone. With `check: false` (tests of the bare removal) the re-read
- * is skipped.
+ * each chunk's removal, one listing of the chunk's refs re-reads them: a ref that now points to
+ * another digest than planned (re-pointed by a pull meanwhile) is kept, one that is no longer
+ * listed is already gone.
  */
 export async function removeImages(
-  ctr: Ctr,
+  containerd: Containerd,
   ns: string,
   refs: PlannedRef[],
-  opts: { sync?: boolean; check?: boolean } = {},
+  opts: { sync?: boolean } = {},
 ): Promise<RemovalOutcome> {
   const total = empty();
   for (let i = 0; i < refs.length; i += REMOVE_CHUNK) {
@@ -90,19 +36,12 @@ export async function removeImages(
     let chunk = planned.map((p) => p.ref);
     let outcome = empty();
     try {
-      if (opts.check !== false) {
-        const listed = parseImageLs(
-          await ctrOk(ctr, ["-n", ns, "image", "ls", ...nameFilters(chunk)]),
-        );
-        const split = splitByTarget(planned, listed);
-        chunk = split.go;
-        outcome.missing.push(...split.gone);
-        outcome.moved.push(...split.moved);
-      }
+      const split = splitByTarget(planned, await containerd.listImages(ns, chunk));
+      chunk = split.go;
+      outcome.missing.push(...split.gone);
+      outcome.moved.push(...split.moved);
       if (chunk.length > 0) {
-        // --sync waits for garbage collection (after the last ref), so a re-measure sees it.
-        const args = ["-n", ns, "image", "rm", ...(opts.sync ? ["--sync"] : []), ...chunk];
-        const r = readRemoval(chunk, await ctr.run(args), args);
+        const r = await containerd.removeImages(ns, chunk, opts.sync ?? false);
         outcome.removed.push(...r.removed);
         outcome.missing.push(...r.missing);
         outcome.failed.push(...r.failed);

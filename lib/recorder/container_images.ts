@@ -1,22 +1,16 @@
 /**
  * The recorder's memory of which image refs a container (or an image volume) runs from: what
- * events told it, filled in by `ctr` when they did not (`containers info`, docker's containers
- * through their snapshot, image volumes through `image ls`). The only part of the recorder
- * that calls ctr for events.
+ * events told it, filled in by containerd when they did not (container info, docker's
+ * containers through their snapshot, image volumes through the image list). The only part of
+ * the recorder that asks containerd about events.
  *
  * @module
  */
-import { type Ctr, ctrOk } from "../ctr/runner.ts";
-import { errorText } from "../core/errors.ts";
+import type { Containerd } from "../ctr/gateway.ts";
+import { CtrExitError, errorText, lastStderrLine, ParseError } from "../core/errors.ts";
 import { type CtrEvent, field } from "../ctr/events.ts";
 import { refsOfContainerSnapshot } from "../node/inventory.ts";
 import { imageVolumeOf } from "../policy/lineage.ts";
-import {
-  parseContainerInfo,
-  parseContainerLs,
-  parseImageLs,
-  parseNamespaces,
-} from "../ctr/listings.ts";
 import type { SnapshotRow } from "../core/containerd.ts";
 
 /** What the recorder asks of its image cache. */
@@ -42,67 +36,82 @@ export interface ImageCache {
   volumeRemoved(ns: string, key: string): string[];
 }
 
-/** {@linkcode ImageCache} over a {@linkcode Ctr}; `onError` gets one line per failed lookup. */
-export class CtrImageCache implements ImageCache {
+/** Snapshot parents as `/snapshot/prepare` and `/snapshot/commit` events tell them. */
+export class SnapshotParents {
+  /** `${ns} ${key}` → parent. */
+  #parents = new Map<string, string>();
+
+  /** Learns from a snapshot event (other events are ignored). */
+  observe(e: CtrEvent): void {
+    const key = field(e.payload, "key");
+    switch (e.topic) {
+      case "/snapshot/prepare": {
+        const parent = field(e.payload, "parent");
+        if (key !== undefined && parent) this.#parents.set(`${e.ns} ${key}`, parent);
+        return;
+      }
+      case "/snapshot/commit": {
+        const name = field(e.payload, "name");
+        const parent = this.#parents.get(`${e.ns} ${key}`);
+        this.#parents.delete(`${e.ns} ${key}`);
+        if (name !== undefined && parent !== undefined) {
+          this.#parents.set(`${e.ns} ${name}`, parent);
+        }
+        return;
+      }
+      case "/snapshot/remove":
+        if (key !== undefined) this.#parents.delete(`${e.ns} ${key}`);
+        return;
+    }
+  }
+
+  /** The parent chain of snapshot `key` as far as events told it, as snapshot rows. */
+  chain(ns: string, key: string): SnapshotRow[] {
+    const rows: SnapshotRow[] = [];
+    const visited = new Set<string>();
+    let cur = key;
+    while (!visited.has(cur)) {
+      visited.add(cur);
+      const parent = this.#parents.get(`${ns} ${cur}`);
+      if (parent === undefined) {
+        if (cur !== key) rows.push({ key: cur, parent: null, kind: "Committed" });
+        break;
+      }
+      rows.push({ key: cur, parent, kind: cur === key ? "Active" : "Committed" });
+      cur = parent;
+    }
+    return rows;
+  }
+}
+
+/** {@linkcode ImageCache} over the gateway; `onError` gets one line per failed lookup. */
+export class ContainerdImageCache implements ImageCache {
   /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
   readonly images = new Map<string, string | null>();
-  /** `${ns} ${key}` → parent, from `/snapshot/prepare` and `/snapshot/commit` events. */
-  #snapshotParents = new Map<string, string>();
+  readonly snapshots = new SnapshotParents();
   /** `${ns} ${key}` → refs of the image an image volume's snapshot mounts. */
   #volumeRefs = new Map<string, string[]>();
   /** `${ns} ${id}` → refs of a container without image found through its snapshot (maybe none). */
   #snapshotRefs = new Map<string, string[]>();
 
-  constructor(readonly ctr: Ctr, readonly onError: (text: string) => void) {}
+  constructor(readonly containerd: Containerd, readonly onError: (text: string) => void) {}
 
   observe(e: CtrEvent): void {
-    const p = e.payload;
-    switch (e.topic) {
-      case "/containers/create":
-      case "/containers/update": {
-        const id = field(p, "id");
-        if (id !== undefined) this.images.set(`${e.ns} ${id}`, field(p, "image") || null);
-        return;
-      }
-      case "/containers/delete": {
-        const id = field(p, "id");
-        if (id !== undefined) {
-          this.images.delete(`${e.ns} ${id}`);
-          this.#snapshotRefs.delete(`${e.ns} ${id}`);
-        }
-        return;
-      }
-      case "/snapshot/prepare": {
-        const key = field(p, "key");
-        const parent = field(p, "parent");
-        if (key !== undefined && parent) this.#snapshotParents.set(`${e.ns} ${key}`, parent);
-        return;
-      }
-      case "/snapshot/commit": {
-        const key = field(p, "key");
-        const name = field(p, "name");
-        const parent = this.#snapshotParents.get(`${e.ns} ${key}`);
-        this.#snapshotParents.delete(`${e.ns} ${key}`);
-        if (name !== undefined && parent !== undefined) {
-          this.#snapshotParents.set(`${e.ns} ${name}`, parent);
-        }
-        return;
-      }
-      case "/snapshot/remove": {
-        const key = field(p, "key");
-        if (key !== undefined) this.#snapshotParents.delete(`${e.ns} ${key}`);
-        return;
-      }
+    this.snapshots.observe(e);
+    const id = field(e.payload, "id");
+    if (id === undefined) return;
+    if (e.topic === "/containers/create" || e.topic === "/containers/update") {
+      this.images.set(`${e.ns} ${id}`, field(e.payload, "image") || null);
+    } else if (e.topic === "/containers/delete") {
+      this.images.delete(`${e.ns} ${id}`);
+      this.#snapshotRefs.delete(`${e.ns} ${id}`);
     }
   }
 
   async resync(): Promise<{ ns: string; id: string }[]> {
-    const namespaces = parseNamespaces(await ctrOk(this.ctr, ["namespace", "ls", "-q"]));
+    const namespaces = await this.containerd.namespaces();
     const lists = await Promise.all(
-      namespaces.map(async (ns) => ({
-        ns,
-        rows: parseContainerLs(await ctrOk(this.ctr, ["-n", ns, "container", "ls"])),
-      })),
+      namespaces.map(async (ns) => ({ ns, rows: await this.containerd.listContainers(ns) })),
     );
     const appeared: { ns: string; id: string }[] = [];
     const known = new Set(this.images.keys());
@@ -138,49 +147,32 @@ export class CtrImageCache implements ImageCache {
     return refs ?? [];
   }
 
-  /** The image of a container: from what it learned, else one `ctr containers info`. */
+  /** The image of a container: from what it learned, else one look at the container. */
   async #imageOf(ns: string, id: string): Promise<string | null | undefined> {
     const key = `${ns} ${id}`;
     if (this.images.has(key)) return this.images.get(key);
-    const r = await this.ctr.run(["-n", ns, "containers", "info", id]);
-    if (r.code !== 0) {
-      this.onError(
-        `container ${ns} ${id} is already gone, skipping (${r.stderr.trim().split("\n").at(-1)})`,
-      );
-      return undefined;
-    }
     try {
-      const image = parseContainerInfo(r.stdout).image || null;
+      const image = (await this.containerd.containerInfo(ns, id)).image || null;
       this.images.set(key, image);
       return image;
     } catch (e) {
-      this.onError(`container ${ns} ${id}: ${errorText(e)}`);
+      if (e instanceof CtrExitError) {
+        this.onError(
+          `container ${ns} ${id} is already gone, skipping (${lastStderrLine(e.stderr)})`,
+        );
+      } else if (e instanceof ParseError) {
+        this.onError(`container ${ns} ${id}: ${errorText(e)}`);
+      } else {
+        throw e;
+      }
       return undefined;
     }
   }
 
-  /** The parent chain of snapshot `key` as far as events told it, as snapshot rows. */
-  #seenSnapshots(ns: string, key: string): SnapshotRow[] {
-    const rows: SnapshotRow[] = [];
-    const visited = new Set<string>();
-    let cur = key;
-    while (!visited.has(cur)) {
-      visited.add(cur);
-      const parent = this.#snapshotParents.get(`${ns} ${cur}`);
-      if (parent === undefined) {
-        if (cur !== key) rows.push({ key: cur, parent: null, kind: "Committed" });
-        break;
-      }
-      rows.push({ key: cur, parent, kind: cur === key ? "Active" : "Committed" });
-      cur = parent;
-    }
-    return rows;
-  }
-
-  /** The refs whose target is `digest` (one `ctr image ls`); empty on failure, logged. */
+  /** The refs whose target is `digest` (one image listing); empty on failure, logged. */
   async #refsOfDigest(ns: string, digest: string): Promise<string[]> {
     try {
-      const images = parseImageLs(await ctrOk(this.ctr, ["-n", ns, "image", "ls"]));
+      const images = await this.containerd.listImages(ns);
       return images.filter((i) => i.digest === digest).map((i) => i.ref).sort();
     } catch (e) {
       this.onError(`image volume of ${digest} in ${ns}: ${errorText(e)}`);
@@ -197,7 +189,8 @@ export class CtrImageCache implements ImageCache {
     const known = this.#snapshotRefs.get(key);
     if (known !== undefined && !fresh) return known;
     try {
-      const refs = await refsOfContainerSnapshot(this.ctr, ns, id, this.#seenSnapshots(ns, id));
+      const seen = this.snapshots.chain(ns, id);
+      const refs = await refsOfContainerSnapshot(this.containerd, ns, id, seen);
       // Remembered also when empty: its exit then costs no second look-up that would find
       // the same nothing (a failed look-up is not remembered, so the exit tries again).
       this.#snapshotRefs.set(key, refs);

@@ -5,27 +5,28 @@
  * (containerd restarted) it reconnects with capped backoff. Only the abort signal of the io
  * (SIGTERM, SIGINT) ends it, after a final write.
  *
- * Three parts: what a use does to the DB is pure (lib/policy/usage_event.ts), which refs a container
- * runs from is the image cache (lib/recorder/container_images.ts, the one that calls ctr), and this file
- * owns the I/O and timing: following, reconnecting, flushing, metrics, log lines.
+ * Its parts: what a use does to the DB is pure (lib/policy/usage_event.ts); what each event
+ * means is handle_event.ts; which refs a container runs from is the image cache
+ * (container_images.ts, the one that asks containerd); the DBs and their writing are
+ * usage_store.ts; this file owns the I/O and timing: following, reconnecting, metrics, log lines.
  *
  * @module
  */
 import { join } from "node:path";
-import { CtrImageCache, type ImageCache } from "./container_images.ts";
-import { type Ctr, type CtrStream } from "../ctr/runner.ts";
-import { errorText } from "../core/errors.ts";
-import { type CtrEvent, field, parseEventLine, payloadTime } from "../ctr/events.ts";
+import { ContainerdImageCache, type ImageCache } from "./container_images.ts";
+import type { Containerd, EventStream } from "../ctr/gateway.ts";
+import { CtrExitError, errorText, lastStderrLine, ParseError } from "../core/errors.ts";
+import type { CtrEvent } from "../ctr/events.ts";
 import { type Io, println } from "../core/io.ts";
-import { parseTaskLs } from "../ctr/listings.ts";
 import { type RejectedLine, setAsideRejected } from "../state/line_file.ts";
 import { acquireLock } from "../state/lock.ts";
 import { recorderFamilies, type RecorderStats } from "./metric_families.ts";
 import { writeMetrics } from "../state/metrics_file.ts";
-import { expirePulls, loadPullDb, PULLS_FILE, recordPull, writePullDb } from "../state/pull_db.ts";
-import { writeAtomic } from "../state/state_files.ts";
-import { applyEvent, type ImageUse, unsafeText } from "../policy/usage_event.ts";
-import { expire, formatUsageDb, loadUsageDb, type Usage, USAGE_FILE } from "../state/usage_db.ts";
+import { loadPullDb, PULLS_FILE } from "../state/pull_db.ts";
+import { type ImageUse, unsafeText } from "../policy/usage_event.ts";
+import { loadUsageDb, type Usage, USAGE_FILE } from "../state/usage_db.ts";
+import { UsageStore } from "./usage_store.ts";
+import { handleEvent } from "./handle_event.ts";
 
 export type { RecorderStats };
 
@@ -44,10 +45,26 @@ export interface RecordOptions {
 export const BACKOFF_START_S = 1;
 export const BACKOFF_MAX_S = 30;
 
-/** The recorder's state and event handling, separate from the process loop for tests. */
-export class Recorder {
-  readonly entries: Map<string, Usage>;
-  readonly stats: RecorderStats = {
+/** Writes the recorder's metrics when its counters moved, or once a minute. */
+function metricsWriter(opts: RecordOptions, io: Io, onError: (text: string) => void) {
+  let signature = "";
+  let at = 0;
+  return async (s: RecorderStats): Promise<void> => {
+    if (!opts.metrics) return;
+    const now = `${s.events} ${s.recorded} ${s.reconnects} ${s.writes} ${s.connected}`;
+    if (now === signature && io.now() - at < 60) return;
+    try {
+      await writeMetrics(opts.stateDir, "ctre_recorder_", recorderFamilies(s, io.now()));
+      signature = now;
+      at = io.now();
+    } catch (e) {
+      onError(`cannot write metrics: ${errorText(e)}`);
+    }
+  };
+}
+
+function newStats(): RecorderStats {
+  return {
     events: 0,
     recorded: 0,
     writes: 0,
@@ -55,24 +72,49 @@ export class Recorder {
     lastEventTime: null,
     connected: false,
   };
+}
+
+/** The recorder's state and event handling, separate from the process loop for tests. */
+export class Recorder {
+  readonly stats: RecorderStats = newStats();
   /** Which refs containers and image volumes run from. */
   readonly cache: ImageCache;
-  /** Last pull (image ref created or updated) by usageKey, written to `image_pulls`. */
-  readonly pulls: Map<string, number>;
+  /** The usage DB and the pull DB, and their writing. */
+  readonly store: UsageStore;
+  /** Writes the metrics if due (lib/recorder/metric_families.ts). */
+  readonly writeMetricsIfDue: () => Promise<void>;
   #topics = new Set<string>();
-  #dirty = false;
-  #pullsDirty = false;
 
   constructor(
-    readonly ctr: Ctr,
+    readonly containerd: Containerd,
     readonly opts: RecordOptions,
     readonly io: Io,
     entries: Map<string, Usage>,
     pulls: Map<string, number> = new Map(),
   ) {
-    this.entries = entries;
-    this.pulls = pulls;
-    this.cache = new CtrImageCache(ctr, (text) => this.#error(text));
+    const onError = (text: string) => this.error(text);
+    this.cache = new ContainerdImageCache(containerd, onError);
+    this.store = new UsageStore(
+      {
+        stateDir: opts.stateDir,
+        keepWindow: opts.keepWindow,
+        now: () => io.now(),
+        onError,
+        onWrite: () => this.stats.writes++,
+      },
+      entries,
+      pulls,
+    );
+    const write = metricsWriter(opts, io, onError);
+    this.writeMetricsIfDue = () => write(this.stats);
+  }
+
+  get entries(): Map<string, Usage> {
+    return this.store.entries;
+  }
+
+  get pulls(): Map<string, number> {
+    return this.store.pulls;
   }
 
   /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
@@ -80,200 +122,95 @@ export class Recorder {
     return this.cache.images;
   }
 
-  /** Makes the next flush rewrite `image_pulls` (e.g. to drop corrupt lines set aside). */
-  rewritePulls(): void {
-    this.#pullsDirty = true;
-  }
-
   get dirty(): boolean {
-    return this.#dirty || this.#pullsDirty;
+    return this.store.dirty;
   }
 
   #say(text: string): void {
     if (!this.opts.quiet) println(this.io.stdout, text);
   }
 
-  #error(text: string): void {
+  /** Logs an error line (the recorder goes on). */
+  error(text: string): void {
     println(this.io.stderr, `ERROR ${text}`);
   }
 
   /**
-   * Replaces what it knows of containers with `ctr container ls` of every namespace. With
+   * Replaces what it knows of containers with the containers of every namespace. With
    * `catchUp` (after a reconnect), a container it did not know that has a task now was started
    * while no events reached it: its start is recorded at the current time, so the gap loses no
    * use (a container created and gone within the gap still does).
    */
   async resync(catchUp = false): Promise<void> {
     const appeared = await this.cache.resync();
-    if (!catchUp || appeared.length === 0) return;
-    const now = this.io.now();
-    for (const ns of new Set(appeared.map((c) => c.ns))) {
-      const r = await this.ctr.run(["-n", ns, "task", "ls"]);
-      if (r.code !== 0) {
-        this.#error(`cannot catch up on ${ns}: ${r.stderr.trim().split("\n").at(-1)}`);
+    if (catchUp && appeared.length > 0) await catchUpOn(this, appeared);
+  }
+
+  /** Records `mark` for each ref of `refs` (null: a container without image), logging each. */
+  recordAll(mark: ImageUse["mark"], time: number, ns: string, refs: (string | null)[] | null) {
+    for (const ref of refs ?? [null]) {
+      const done = this.store.apply({ mark, time, ns, ref });
+      if (done.kind === "unsafe") {
+        this.error(done.error);
         continue;
       }
-      const tasks = new Set(parseTaskLs(r.stdout).map((t) => t.id));
-      for (const c of appeared) {
-        if (c.ns !== ns || !tasks.has(c.id)) continue;
-        const refs = await this.cache.refsOf(ns, c.id, true);
-        if (refs !== undefined) this.#recordAll("T", now, ns, refs);
-      }
+      if (done.line !== null) this.#say(done.line);
+      if (done.kind === "recorded") this.stats.recorded++;
     }
   }
 
-  /** Applies one use to the DB and logs it. */
-  #record(use: ImageUse): void {
-    const done = applyEvent(this.entries, use);
-    if (done.kind === "unsafe") return this.#error(done.error);
-    if (done.line !== null) this.#say(done.line);
-    if (done.kind === "recorded") {
-      this.#dirty = true;
-      this.stats.recorded++;
-    }
+  /** Records a pull of image `name` (created or updated), logging it. */
+  recordPull(time: number, ns: string, name: string): void {
+    if (!this.store.pull(ns, name, time)) return this.error(unsafeText(ns, name));
+    this.stats.recorded++;
+    this.#say(`P ${Math.floor(time)} ${ns} ${name}`);
   }
 
-  /** Records `mark` for each ref of `refs` (null: a container without image). */
-  #recordAll(mark: ImageUse["mark"], time: number, ns: string, refs: string[] | null): void {
-    if (refs === null) return this.#record({ mark, time, ns, ref: null });
-    for (const ref of refs) this.#record({ mark, time, ns, ref });
-  }
-
-  /** Handles one line of `ctr event`. Never throws. */
-  async handleLine(line: string): Promise<void> {
-    let event: CtrEvent;
-    try {
-      event = parseEventLine(line);
-    } catch (e) {
-      this.#error(`${errorText(e)}, skipping`);
-      return;
-    }
-    try {
-      await this.handle(event);
-    } catch (e) {
-      this.#error(`event ${event.topic} in ${event.ns}: ${errorText(e)}, skipping`);
-    }
-  }
-
-  /** Handles one parsed event. */
-  async handle(e: CtrEvent): Promise<void> {
+  /** Handles one event of the stream (a line that did not parse: logged). Never throws. */
+  async receive(item: CtrEvent | ParseError): Promise<void> {
+    if (item instanceof ParseError) return this.error(`${errorText(item)}, skipping`);
     this.stats.events++;
-    this.stats.lastEventTime = e.time;
-    if (!this.#topics.has(e.topic)) {
-      this.#topics.add(e.topic);
-      this.#say(`D (first visual of event action '${e.topic}') data: ${JSON.stringify(e.payload)}`);
+    this.stats.lastEventTime = item.time;
+    if (!this.#topics.has(item.topic)) {
+      this.#topics.add(item.topic);
+      this.#say(
+        `D (first visual of event action '${item.topic}') data: ${JSON.stringify(item.payload)}`,
+      );
     }
-    const p = e.payload;
-    switch (e.topic) {
-      case "/containers/create":
-      case "/containers/update": {
-        if (field(p, "id") === undefined) throw new Error("no container id in payload");
-        this.cache.observe(e);
-        const image = field(p, "image") || null;
-        if (e.topic === "/containers/create") {
-          this.#record({ mark: "C", time: e.time, ns: e.ns, ref: image });
-        }
-        return;
-      }
-      case "/images/create":
-      case "/images/update": {
-        // A pull (also of a tag whose content is already here) or a re-tag: a use of the ref.
-        const name = field(p, "name");
-        if (name === undefined || name === "") throw new Error("no image name in payload");
-        if (!recordPull(this.pulls, e.ns, name, e.time)) return this.#error(unsafeText(e.ns, name));
-        this.#pullsDirty = true;
-        this.stats.recorded++;
-        this.#say(`P ${Math.floor(e.time)} ${e.ns} ${name}`);
-        return;
-      }
-      case "/snapshot/prepare": {
-        this.cache.observe(e);
-        const key = field(p, "key");
-        // A pod's image volume (containerd 2.1+ CRI): its start is the mount.
-        if (key !== undefined) {
-          this.#recordAll("V", e.time, e.ns, await this.cache.volumeMounted(e.ns, key));
-        }
-        return;
-      }
-      case "/snapshot/commit":
-      case "/containers/delete":
-        this.cache.observe(e);
-        return;
-      case "/snapshot/remove": {
-        this.cache.observe(e);
-        const key = field(p, "key");
-        if (key !== undefined) {
-          this.#recordAll("v", e.time, e.ns, this.cache.volumeRemoved(e.ns, key));
-        }
-        return;
-      }
-      case "/tasks/create": {
-        const id = field(p, "container_id");
-        if (id === undefined) throw new Error("no container_id in payload");
-        const refs = await this.cache.refsOf(e.ns, id, true);
-        if (refs !== undefined) this.#recordAll("T", e.time, e.ns, refs);
-        return;
-      }
-      case "/tasks/exit": {
-        const id = field(p, "container_id");
-        if (id === undefined) throw new Error("no container_id in payload");
-        if (field(p, "id") !== id) return; // an exec ended, not the container
-        const refs = await this.cache.refsOf(e.ns, id, false);
-        const time = payloadTime(p.exited_at) ?? e.time;
-        if (refs !== undefined) this.#recordAll("t", time, e.ns, refs);
-        return;
-      }
-    }
-  }
-
-  #metricsSignature = "";
-  #metricsAt = 0;
-
-  /** Writes the recorder's metrics when its counters moved, or once a minute. */
-  async writeMetricsIfDue(): Promise<void> {
-    if (!this.opts.metrics) return;
-    const s = this.stats;
-    const signature = `${s.events} ${s.recorded} ${s.reconnects} ${s.writes} ${s.connected}`;
-    if (signature === this.#metricsSignature && this.io.now() - this.#metricsAt < 60) return;
     try {
-      await writeMetrics(this.opts.stateDir, "ctre_recorder_", recorderFamilies(s, this.io.now()));
-      this.#metricsSignature = signature;
-      this.#metricsAt = this.io.now();
+      await handleEvent(this, item);
     } catch (e) {
-      this.#error(`cannot write metrics: ${errorText(e)}`);
+      this.error(`event ${item.topic} in ${item.ns}: ${errorText(e)}, skipping`);
     }
   }
 
-  /** The periodic work: write the DB if dirty, then the metrics if due. */
+  /** The periodic work: write the DBs if changed, then the metrics if due. */
   async tick(): Promise<void> {
     await this.flush();
     await this.writeMetricsIfDue();
   }
 
-  /** Writes the DB if anything changed (or `force`), after dropping expired entries. */
-  async flush(force = false): Promise<void> {
-    if (this.#pullsDirty) await this.#flushPulls();
-    if (!this.#dirty && !force) return;
-    this.#dirty = false;
-    expire(this.entries, this.io.now() - this.opts.keepWindow);
-    try {
-      await writeAtomic(join(this.opts.stateDir, USAGE_FILE), formatUsageDb(this.entries));
-      this.stats.writes++;
-    } catch (e) {
-      this.#dirty = true;
-      this.#error(errorText(e));
-    }
+  /** Writes the DBs if anything changed (the usage DB also when `force`). */
+  flush(force = false): Promise<void> {
+    return this.store.flush(force);
   }
+}
 
-  async #flushPulls(): Promise<void> {
-    this.#pullsDirty = false;
-    expirePulls(this.pulls, this.io.now() - this.opts.keepWindow);
+/** Records a start now for each container of `appeared` that has a task (after a gap). */
+async function catchUpOn(rec: Recorder, appeared: { ns: string; id: string }[]): Promise<void> {
+  const now = rec.io.now();
+  for (const ns of new Set(appeared.map((c) => c.ns))) {
+    let tasks: Set<string>;
     try {
-      await writePullDb(join(this.opts.stateDir, PULLS_FILE), this.pulls);
-      this.stats.writes++;
+      tasks = new Set((await rec.containerd.listTasks(ns)).map((t) => t.id));
     } catch (e) {
-      this.#pullsDirty = true;
-      this.#error(errorText(e));
+      if (!(e instanceof CtrExitError)) throw e;
+      rec.error(`cannot catch up on ${ns}: ${lastStderrLine(e.stderr)}`);
+      continue;
+    }
+    for (const c of appeared.filter((c) => c.ns === ns && tasks.has(c.id))) {
+      const refs = await rec.cache.refsOf(ns, c.id, true);
+      if (refs !== undefined) rec.recordAll("T", now, ns, refs);
     }
   }
 }
@@ -303,7 +240,11 @@ function sleep(io: Io, ms: number, signal: AbortSignal): Promise<void> {
  * Runs the recorder until `io.signal` aborts (never, without one). Needs --allow-run=ctr and
  * read/write on the state dir. Returns the exit code.
  */
-export async function record(ctr: Ctr, opts: RecordOptions, io: Io): Promise<number> {
+export async function record(
+  containerd: Containerd,
+  opts: RecordOptions,
+  io: Io,
+): Promise<number> {
   const signal = io.signal ?? new AbortController().signal;
   const lock = await acquireLock(opts.stateDir, "record-image-starts");
   try {
@@ -311,9 +252,9 @@ export async function record(ctr: Ctr, opts: RecordOptions, io: Io): Promise<num
     await keepRejected(opts.stateDir, db.rejected, io, USAGE_FILE);
     const pulls = await loadPullDb(join(opts.stateDir, PULLS_FILE));
     await keepRejected(opts.stateDir, pulls.rejected, io, PULLS_FILE);
-    const rec = new Recorder(ctr, opts, io, db.entries, pulls.entries);
+    const rec = new Recorder(containerd, opts, io, db.entries, pulls.entries);
     // Rewrite at once so the corrupt lines leave the DB (and are not rejected again next start).
-    if (pulls.rejected.length) rec.rewritePulls();
+    if (pulls.rejected.length) rec.store.rewritePulls();
     if (db.rejected.length || pulls.rejected.length) await rec.flush(db.rejected.length > 0);
     let flushing: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
@@ -339,11 +280,11 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
   if (!rec.opts.quiet) println(io.stdout, "Listening for container start events");
   while (!signal.aborted) {
     const started = io.now();
-    let stream: CtrStream | undefined;
+    let stream: EventStream | undefined;
     let why: string;
     const eventsBefore = rec.stats.events;
     try {
-      stream = rec.ctr.stream(["event"]);
+      stream = rec.containerd.events();
       const s = stream;
       const onAbort = () => s.stop();
       signal.addEventListener("abort", onAbort, { once: true });
@@ -361,9 +302,9 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
           connectedBefore = rec.stats.connected = true;
           await rec.writeMetricsIfDue();
         }
-        for await (const line of s.lines) {
+        for await (const item of s.events) {
           if (signal.aborted) break;
-          await rec.handleLine(line);
+          await rec.receive(item);
         }
       } finally {
         signal.removeEventListener("abort", onAbort);

@@ -25,7 +25,9 @@ import process from "node:process";
 import { cleanupContainers } from "../../lib/prune/containers.ts";
 import { systemCtr } from "../../lib/ctr/runner.ts";
 import { pruneContentSafely } from "../../lib/prune/content_prune.ts";
-import { removeImages } from "../../lib/prune/removal.ts";
+import { REMOVE_CHUNK, removeImages } from "../../lib/prune/removal.ts";
+import { ctrGateway } from "../../lib/ctr/ctr_gateway.ts";
+import type { Containerd } from "../../lib/ctr/gateway.ts";
 
 interface RemoveJob {
   address: string;
@@ -41,6 +43,23 @@ interface CleanupJob {
 const job = JSON.parse(await new Response(Deno.stdin.readable).text());
 const mode = Deno.args[0];
 const ctr = systemCtr(job.address);
+const containerd = ctrGateway(ctr);
+/** The removal without prune's re-read: the gateway's removal, REMOVE_CHUNK refs per ctr. */
+async function bareRemoval(containerd: Containerd, ns: string, refs: string[]) {
+  const out = {
+    removed: [] as string[],
+    missing: [] as string[],
+    failed: [] as { ref: string; reason: string }[],
+  };
+  for (let i = 0; i < refs.length; i += REMOVE_CHUNK) {
+    const r = await containerd.removeImages(ns, refs.slice(i, i + REMOVE_CHUNK), false);
+    out.removed.push(...r.removed);
+    out.missing.push(...r.missing);
+    out.failed.push(...r.failed);
+  }
+  return out;
+}
+
 const cpu = () => {
   const u = process.resourceUsage();
   return (u.userCPUTime + u.systemCPUTime) / 1000;
@@ -54,7 +73,11 @@ if (mode === "remove") {
   const sets = (job as RemoveJob).sets;
   const check = (job as RemoveJob).check ?? true;
   const results = await Promise.all(
-    sets.map(({ ns, refs }) => removeImages(ctr, ns, refs, { check })),
+    sets.map(({ ns, refs }) =>
+      check
+        ? removeImages(containerd, ns, refs)
+        : bareRemoval(containerd, ns, refs.map((r) => r.ref))
+    ),
   );
   for (const [i, { ns }] of sets.entries()) {
     const r = results[i]!;
@@ -68,7 +91,7 @@ if (mode === "remove") {
   const kept: string[] = [];
   const problems: string[] = [];
   for (const ns of (job as CleanupJob).namespaces) {
-    const r = await cleanupContainers(ctr, ns, Date.now() / 1000);
+    const r = await cleanupContainers(containerd, ns, Date.now() / 1000);
     deleted.push(...r.deleted.map((c) => `${ns} ${c.id}`));
     kept.push(...r.kept.map((c) => `${ns} ${c.id}`));
     problems.push(...r.skipped, ...r.errors);
@@ -79,7 +102,7 @@ if (mode === "remove") {
   const errors: string[] = [];
   let blobsFreed = 0;
   for (const ns of (job as CleanupJob).namespaces) {
-    const r = await pruneContentSafely(ctr, ns);
+    const r = await pruneContentSafely(containerd, ns);
     protectedRefs.push(...r.protected.map((refs) => `${ns} ${refs}`));
     if (r.error !== undefined) errors.push(`${ns}: ${r.error}`);
     blobsFreed += r.before - r.after;

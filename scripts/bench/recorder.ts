@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { type Ctr, type CtrResult, type CtrStream, splitLines } from "../../lib/ctr/runner.ts";
 import { type Io, streamWriter, type Writer } from "../../lib/core/io.ts";
 import { record, type RecordOptions } from "../../lib/recorder/recorder.ts";
+import { ctrGateway } from "../../lib/ctr/ctr_gateway.ts";
 import { parseUsageDb } from "../../lib/state/usage_db.ts";
 
 const args = parseArgs({
@@ -565,7 +566,7 @@ async function replay(work: string): Promise<number> {
     externalPeak = Math.max(externalPeak, m.external);
   }, 20);
   const t0 = performance.now();
-  const code = await record(ctr, opts, { ...io, signal: stop.signal });
+  const code = await record(ctrGateway(ctr), opts, { ...io, signal: stop.signal });
   const wall = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   rssPeak = Math.max(rssPeak, Deno.memoryUsage().rss);

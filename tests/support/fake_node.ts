@@ -12,6 +12,8 @@
 import type { CtrResult } from "../../lib/ctr/runner.ts";
 import { formatBytes } from "../../lib/core/units.ts";
 import { fail, FakeCtr, ok } from "./fake_ctr.ts";
+import { ctrGateway } from "../../lib/ctr/ctr_gateway.ts";
+import type { Containerd } from "../../lib/ctr/gateway.ts";
 
 export interface FakeBlob {
   size: number;
@@ -55,11 +57,14 @@ export class FakeNode {
   /** Runs before every ctr command: return a result to answer it instead (a fault). */
   hook: (args: string[]) => CtrResult | undefined = () => undefined;
   readonly ctr: FakeCtr;
+  /** The real gateway over {@linkcode ctr}: prune talks to the node through it. */
+  readonly containerd: Containerd;
   #next = 1;
   #leases = new Set<string>();
 
   constructor() {
     this.ctr = new FakeCtr((args) => this.hook([...args]) ?? this.#handle(args));
+    this.containerd = ctrGateway(this.ctr);
   }
 
   ns(name: string): FakeNamespace {
