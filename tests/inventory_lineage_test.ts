@@ -20,6 +20,10 @@ function scripted(ns: string, dir: string, files: Record<string, string>, extra 
     [`-n ${ns} container ls`]: text(`${dir}/container_ls.txt`),
     [`-n ${ns} snapshot --snapshotter overlayfs ls`]: text(`${dir}/snapshot_ls.txt`),
     [`-n ${ns} leases ls`]: text(`${dir}/leases_ls.txt`),
+    // Bytes per snapshot (another scenario's keys: only the call is checked here).
+    [`-n ${ns} snapshot --snapshotter overlayfs usage -b`]: Deno.readTextFileSync(
+      new URL("./testdata/ctr-2.1/disk_snapshot_usage_b.txt", import.meta.url),
+    ),
     ...extra,
   };
   return new FakeCtr((args) => {
@@ -28,7 +32,7 @@ function scripted(ns: string, dir: string, files: Record<string, string>, extra 
   });
 }
 
-Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)", async () => {
+Deno.test("plain containers whose names agree: two extra ctr calls (snapshot usage, ls)", async () => {
   const ctr = scripted("default", "ctr-2.1", {
     content: "content_ls_lineage.txt",
     images: "image_ls_lineage.txt",
@@ -38,9 +42,10 @@ Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)"
     "content ls",
     "image ls",
     "container ls",
+    "snapshot --snapshotter overlayfs usage -b",
     "snapshot --snapshotter overlayfs ls",
   ]);
-  assert.equal(snap.lineageCalls, 1);
+  assert.equal(snap.lineageCalls, 2);
   const plan = planNamespace(snap, new Map(), POLICY);
   assert.deepEqual(plan.images.map((i) => [i.refs[0], i.reason]), [
     ["docker.io/library/a:1", "in-use"],
@@ -48,10 +53,11 @@ Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)"
   ]);
 });
 
-Deno.test("docker: stopped containers' snapshots make it list leases (two extra calls)", async () => {
+Deno.test("docker: stopped containers' snapshots make it list leases (three extra calls)", async () => {
   const ctr = scripted("moby", "docker-2.1", {});
   const snap = await snapshotNamespace(ctr, "moby");
   assert.deepEqual(ctr.calls.slice(3).map((c) => c.slice(2).join(" ")), [
+    "snapshot --snapshotter overlayfs usage -b",
     "snapshot --snapshotter overlayfs ls",
     "leases ls",
   ]);
@@ -82,6 +88,7 @@ Deno.test("a chain no label gives is computed from the config (one content get)"
   });
   const snap = await snapshotNamespace(ctr, "default");
   assert.deepEqual(ctr.calls.slice(3).map((c) => c.slice(2).join(" ")), [
+    "snapshot --snapshotter overlayfs usage -b",
     "snapshot --snapshotter overlayfs ls",
     `content get ${config}`,
   ]);

@@ -55,6 +55,7 @@ const PLAN: ImagePlan[] = [
     digest: digest("a"),
     refs: ["docker.io/library/app:1", "docker.io/library/app:latest"],
     size: 5 * MiB + 123,
+    disk: { contentBytes: 5 * MiB + 123, snapshotBytes: 12 * MiB, uniqueBytes: 9 * MiB + 77 },
     ageSeconds: 28 * DAY - 1800,
     ageText: "4 weeks",
     lastStart: NOW - 20 * DAY,

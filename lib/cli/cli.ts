@@ -172,7 +172,11 @@ const PRUNE_OPTIONS = {
   verbose: {
     type: "boolean",
     short: "v",
-    help: ["Also print every image with its decision and reason as a table"],
+    help: [
+      "Also print every image with its decision and reason as a table; its",
+      "UNIQUE SIZE is what removing that image alone frees on disk (blobs and",
+      "snapshots no other image or container shares)",
+    ],
   },
   ...COMMON,
 } as const satisfies OptionTable;

@@ -28,6 +28,7 @@ import {
   parseLeaseIds,
   parseSnapshotLs,
 } from "../ctr/listings.ts";
+import { snapshotUsage } from "../ctr/snapshot_usage.ts";
 import type { ContentBlob, NamespaceSnapshot, SnapshotRow } from "../core/containerd.ts";
 
 const LINEAGE_CONCURRENCY = 4;
@@ -48,27 +49,63 @@ async function listContent(ctr: Ctr, ns: string): Promise<Map<string, ContentBlo
   return new Map(blobs.map((b) => [b.digest, b]));
 }
 
+/** What {@linkcode listSnapshots} found. */
+interface Listed {
+  snapshots: SnapshotRow[];
+  errors: string[];
+  bySnapshotter: Map<string, SnapshotRow[]>;
+  usage: Map<string, Map<string, number>>;
+  usageErrors: string[];
+}
+
 /**
- * `ctr snapshot ls` of each of `snapshotters`, or of containerd's default one when none is
- * named (its failure throws). A named snapshotter whose listing fails gives a line in `errors`.
+ * `ctr snapshot ls` of each of `snapshotters`, or of containerd's default one ("") when none is
+ * named (its failure throws); with `usage`, also `ctr snapshot usage -b` of each, at the same
+ * time (one more process per snapshotter). A named snapshotter whose listing fails gives a line
+ * in `errors`; a usage that fails, one in `usageErrors` (its snapshots then count 0 bytes).
  */
 async function listSnapshots(
+  ns: string,
   run: (args: string[]) => Promise<string>,
   snapshotters: string[],
-): Promise<{ snapshots: SnapshotRow[]; errors: string[] }> {
+  usage: ((ns: string, snapshotter: string) => Promise<Map<string, number>>) | null,
+): Promise<Listed> {
+  const out: Listed = {
+    snapshots: [],
+    errors: [],
+    bySnapshotter: new Map(),
+    usage: new Map(),
+    usageErrors: [],
+  };
+  const one = async (s: string) => {
+    const measured = usage?.(ns, s).then(
+      (u) => void out.usage.set(s, u),
+      (e) =>
+        void out.usageErrors.push(
+          `ctr snapshot usage of ${s || "the default"} failed: ${errorText(e)}`,
+        ),
+    );
+    const which = s === "" ? [] : ["--snapshotter", s];
+    try {
+      const rows = parseSnapshotLs(await run(["snapshot", ...which, "ls"]));
+      out.bySnapshotter.set(s, rows);
+      out.snapshots.push(...rows);
+    } finally {
+      await measured;
+    }
+  };
   if (snapshotters.length === 0) {
-    return { snapshots: parseSnapshotLs(await run(["snapshot", "ls"])), errors: [] };
+    await one("");
+    return out;
   }
-  const snapshots: SnapshotRow[] = [];
-  const errors: string[] = [];
   for (const s of snapshotters) {
     try {
-      snapshots.push(...parseSnapshotLs(await run(["snapshot", "--snapshotter", s, "ls"])));
+      await one(s);
     } catch (e) {
-      errors.push(`ctr snapshot ls of snapshotter ${s} failed: ${errorText(e)}`);
+      out.errors.push(`ctr snapshot ls of snapshotter ${s} failed: ${errorText(e)}`);
     }
   }
-  return { snapshots, errors };
+  return out;
 }
 
 /** Lists what {@linkcode resolveUsers} needs beyond the three listings. */
@@ -80,9 +117,15 @@ async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
     return ctrOk(ctr, ["-n", ns, ...args]);
   };
   // Snapshots after containers: a container created meanwhile shows as an unclaimed snapshot.
-  const { snapshots, errors } = await listSnapshots(run, snapshottersOf(snap.content));
-  snap.snapshots = snapshots;
-  if (errors.length > 0) snap.snapshotsError = errors.join("; ");
+  const listed = await listSnapshots(ns, run, snapshottersOf(snap.content), (n, s) => {
+    calls++;
+    return snapshotUsage(ctr, n, s);
+  });
+  snap.snapshots = listed.snapshots;
+  snap.snapshotsBy = listed.bySnapshotter;
+  snap.usage = listed.usage;
+  if (listed.errors.length > 0) snap.snapshotsError = listed.errors.join("; ");
+  if (listed.usageErrors.length > 0) snap.usageError = listed.usageErrors.join("; ");
   const labels = chainsFromLabels(snap.images.map((i) => i.digest), snap.content);
   snap.chains = labels.chains;
   snap.configs = labels.configs;
@@ -175,11 +218,30 @@ export async function refsOfContainerSnapshot(
   const content = await listContent(ctr, ns);
   const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
   const run = (args: string[]) => ctrOk(ctr, ["-n", ns, ...args]);
-  const { snapshots, errors } = await listSnapshots(run, snapshottersOf(content));
+  const { snapshots, errors } = await listSnapshots(ns, run, snapshottersOf(content), null);
   if (errors.length > 0) throw new Error(errors.join("; "));
   // Snapshots seen in events first: a `docker run --rm` may be gone before we list.
   const rows = new Map(seen.map((s) => [s.key, s]));
   for (const s of snapshots) rows.set(s.key, s);
   const { chains } = chainsFromLabels(images.map((i) => i.digest), content);
   return refsOfSnapshot(id, [...rows.values()], images, chains);
+}
+
+/**
+ * Lists the snapshots and their usage of a namespace the planning pass did not (it has no
+ * images), so its containers' writable layers and leftovers are measured too.
+ */
+export async function addDiskUsage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
+  if (snap.snapshotsBy !== undefined) return;
+  const run = (args: string[]) => ctrOk(ctr, ["-n", snap.ns, ...args]);
+  const listed = await listSnapshots(
+    snap.ns,
+    run,
+    snapshottersOf(snap.content),
+    (n, s) => snapshotUsage(ctr, n, s),
+  );
+  snap.snapshots = listed.snapshots;
+  snap.snapshotsBy = listed.bySnapshotter;
+  snap.usage = listed.usage;
+  if (listed.usageErrors.length > 0) snap.usageError = listed.usageErrors.join("; ");
 }

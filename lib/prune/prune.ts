@@ -25,6 +25,7 @@ import {
   recheckCandidates,
 } from "../policy/recheck.ts";
 import { removeImages } from "./removal.ts";
+import { diskInputOf, type DiskModel, diskModel, imageDisk } from "../policy/disk.ts";
 import {
   applyBudget,
   type Budget,
@@ -105,6 +106,8 @@ class PruneRun {
   readonly started: number;
   /** The latest pass's snapshots: the content store right before removal. */
   latest: NamespaceSnapshot[] = [];
+  /** What the latest pass's images hold on disk. */
+  disk: DiskModel = diskModel([]);
 
   constructor(
     readonly ctr: Ctr,
@@ -160,10 +163,12 @@ class PruneRun {
     for (const snap of snaps) {
       const plan = planNamespace(snap, db.entries, policy, extras);
       plan.warnings.forEach((w) => this.warn(w));
+      if (snap.usageError !== undefined) this.warn(snap.usageError);
       images.push(...plan.images);
     }
     this.latest = snaps;
-    return { images, snaps };
+    this.disk = diskModel(snaps.map(diskInputOf));
+    return { images: withDisk(images, this.disk), snaps };
   }
 
   /**
@@ -376,6 +381,14 @@ class PruneRun {
     }
     return code;
   }
+}
+
+/** `images` with their bytes on disk, as `model` measured them. */
+function withDisk(images: ImagePlan[], model: DiskModel): ImagePlan[] {
+  return images.map((p) => {
+    const disk = imageDisk(model, p.ns, p.digest);
+    return disk === undefined ? p : { ...p, disk };
+  });
 }
 
 /** `plan` with the images of `dropped` kept as used since the list was made. */

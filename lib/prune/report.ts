@@ -53,15 +53,32 @@ function detail(p: ImagePlan): string {
   return p.reason;
 }
 
-/** The --verbose table: one row per image (its refs joined by ","). */
+/**
+ * The --verbose table: one row per image (its refs joined by ","). UNIQUE SIZE is what removing
+ * the image alone frees on disk; CONTENT and SNAPSHOTS what it holds, shared bytes included.
+ */
 export function planTable(images: ImagePlan[]): string[] {
   const rows = [
-    ["NAMESPACE", "REFS", "DIGEST", "SIZE", "AGE", "LAST START", "LAST STOP", "DECISION", "REASON"],
+    [
+      "NAMESPACE",
+      "REFS",
+      "DIGEST",
+      "UNIQUE SIZE",
+      "CONTENT",
+      "SNAPSHOTS",
+      "AGE",
+      "LAST START",
+      "LAST STOP",
+      "DECISION",
+      "REASON",
+    ],
     ...images.map((p) => [
       p.ns,
       p.refs.join(","),
       p.digest.slice(0, 19),
-      formatBytes(p.size),
+      p.disk ? formatBytes(p.disk.uniqueBytes) : "-",
+      p.disk ? formatBytes(p.disk.contentBytes) : "-",
+      p.disk ? formatBytes(p.disk.snapshotBytes) : "-",
       p.ageText ?? "-",
       isoTime(p.lastStart),
       isoTime(p.lastStop),
@@ -98,6 +115,9 @@ export function planDocument(input: PlanDocumentInput): unknown {
     refs: p.refs,
     digest: p.digest,
     sizeBytes: p.size,
+    contentBytes: p.disk?.contentBytes ?? null,
+    snapshotBytes: p.disk?.snapshotBytes ?? null,
+    uniqueBytes: p.disk?.uniqueBytes ?? null,
     ageSeconds: p.ageSeconds,
     ageText: p.ageText,
     lastStart: p.lastStart,
