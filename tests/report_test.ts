@@ -273,6 +273,7 @@ Deno.test("ctre --help matches golden/help.txt", async () => {
 for (
   const [command, file] of [
     ["prune", "prune_help.txt"],
+    ["df", "df_help.txt"],
     ["record-image-starts", "record_help.txt"],
     ["doctor", "doctor_help.txt"],
     ["status", "status_help.txt"],

@@ -19,6 +19,7 @@ import type { Budget } from "../policy/budget.ts";
 export const DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd";
 import type { PruneOptions } from "../prune/prune.ts";
 import type { RecordOptions } from "../recorder/recorder.ts";
+import type { DfOptions } from "../ops/df.ts";
 import type { Schedule } from "../prune/schedule.ts";
 
 /** --jitter when not given; no `default` in the table, as scheduleOf must see it absent. */
@@ -181,6 +182,39 @@ const PRUNE_OPTIONS = {
   ...COMMON,
 } as const satisfies OptionTable;
 
+/** `ctre df`: prune's selection flags (what "reclaimable" means), --json, --root. */
+const DF_OPTIONS = {
+  "min-age": PRUNE_OPTIONS["min-age"],
+  "used-within": PRUNE_OPTIONS["used-within"],
+  namespace: PRUNE_OPTIONS.namespace,
+  keep: PRUNE_OPTIONS.keep,
+  "keep-file": PRUNE_OPTIONS["keep-file"],
+  "keep-latest": PRUNE_OPTIONS["keep-latest"],
+  "pin-memory": PRUNE_OPTIONS["pin-memory"],
+  "no-content-prune": {
+    type: "boolean",
+    help: [
+      "Count what prune --no-content-prune would free (no layer blobs of",
+      "the images it keeps)",
+    ],
+  },
+  "content-prune-moby": {
+    type: "boolean",
+    help: ["Count what prune --content-prune-moby would free"],
+  },
+  json: { type: "boolean", help: ["Print one JSON document (schemas/df.schema.json)"] },
+  root: {
+    type: "string",
+    arg: "DIR",
+    default: DEFAULT_CONTAINERD_ROOT,
+    help: [
+      "containerd's root, whose filesystem is shown (default",
+      "{default}; needs --allow-sys=statfs --allow-read=<root>)",
+    ],
+  },
+  ...COMMON,
+} as const satisfies OptionTable;
+
 const RECORD_OPTIONS = {
   quiet: { type: "boolean", short: "q", help: ["Print only errors"] },
   metrics: METRICS,
@@ -236,6 +270,7 @@ const TOP_COLUMN = 25;
 const COMMANDS: [string, string][] = [
   ["prune", "List unused, old, not recently started images; ask; remove them"],
   ["record-image-starts", "Daemon: record when containers start and stop, for prune"],
+  ["df", "Show what images and containers hold on disk and what prune would free"],
   ["status", "Show the usage DB and when the recorder last wrote it"],
   ["doctor", "Check permissions, ctr, containerd, the state dir and the recorder"],
 ];
@@ -265,6 +300,17 @@ containers and runs "ctr content prune references" in each namespace.`,
   PRUNE_OPTIONS,
   `DURATION: 0, or a number with s, m, h, d or w: 90s, 30m, 36h, 14d, 2w.
 Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`,
+);
+
+export const DF_USAGE = commandHelp(
+  "df",
+  `Shows, per namespace and in total, what containerd holds on disk: the images' blobs
+(CONTENT) and unpacked snapshots (SNAPSHOTS), each shared layer counted once; the containers'
+writable layers (WRITABLE); content and snapshots no image nor container refers to
+(UNREFERENCED: leases of pulls, leftovers; shown, never touched); and RECLAIMABLE, what
+"ctre prune --force" with the same flags would free right now, content prune included. A
+namespace's RECLAIMABLE is what pruning it alone frees. Lists only; removes nothing.`,
+  DF_OPTIONS,
 );
 
 export const RECORD_USAGE = commandHelp(
@@ -303,6 +349,7 @@ export type Command =
     /** --every/--jitter: repeat the run; null for one run. */
     schedule: Schedule | null;
   }
+  | { kind: "df"; address?: string; df: DfOptions; json: boolean; keepFile?: string }
   | { kind: "record"; address?: string; record: RecordOptions }
   | { kind: "doctor"; address?: string; stateDir: string; json: boolean }
   | { kind: "status"; stateDir: string; json: boolean };
@@ -368,6 +415,37 @@ function isOption(arg: string, table: OptionTable, name: string): boolean {
   return arg === `--${name}` || (short !== undefined && arg === `-${short}`);
 }
 
+/** `ctre df`'s options: prune's selection, as a dry run that never asks. */
+function dfCommand(args: string[]): Command {
+  const v = parseOptions(args, DF_OPTIONS);
+  if (v.help) return { kind: "help", text: DF_USAGE };
+  const prune: PruneOptions = {
+    mode: "dry-run",
+    minAge: parseDuration(v["min-age"], "min-age"),
+    usedWithin: parseDuration(v["used-within"], "used-within"),
+    doubleCheck: 0,
+    stateDir: v["state-dir"],
+    namespaces: v.namespace,
+    keep: v.keep,
+    containerCleanup: false,
+    keepLatest: count(v["keep-latest"], "keep-latest"),
+    pinMemory: parseDuration(v["pin-memory"], "pin-memory"),
+    contentPrune: !v["no-content-prune"],
+    contentPruneMoby: v["content-prune-moby"],
+    json: v.json,
+    verbose: false,
+    metrics: false,
+    budget: null,
+  };
+  return {
+    kind: "df",
+    df: { prune, root: v.root },
+    json: v.json,
+    ...optionalString("address", v.address),
+    ...(v["keep-file"] === undefined ? {} : { keepFile: v["keep-file"] }),
+  };
+}
+
 /** Parses the arguments after the program name. Throws UsageError. */
 export function parseCommand(argv: string[]): Command {
   const [command, ...rest] = argv;
@@ -410,6 +488,7 @@ export function parseCommand(argv: string[]): Command {
       ...(v["keep-file"] === undefined ? {} : { keepFile: v["keep-file"] }),
     };
   }
+  if (command === "df") return dfCommand(rest);
   if (command === "record-image-starts") {
     const v = parseOptions(rest, RECORD_OPTIONS);
     if (v.help) return { kind: "help", text: RECORD_USAGE };

@@ -349,3 +349,22 @@ export function diskInputOf(snap: NamespaceSnapshot): DiskInput {
     containers,
   };
 }
+
+/**
+ * What a prune removing `prunable` frees: in all, and per namespace as `ctre prune -n <ns>`
+ * would (a blob another namespace's prunable image also holds counts only in the total).
+ */
+export function reclaimable(
+  m: DiskModel,
+  prunable: readonly { ns: string; digest: string }[],
+  contentPrune: ((ns: string) => boolean) | null,
+): { total: Bytes; byNamespace: Map<string, Bytes> } {
+  const byNamespace = new Map<string, Bytes>();
+  for (const ns of m.namespaces.keys()) {
+    const ids = new Set(prunable.filter((p) => p.ns === ns).map((p) => imageId(p.ns, p.digest)));
+    const only = contentPrune === null ? null : (n: string) => n === ns && contentPrune(n);
+    byNamespace.set(ns, freedBytes(m, ids, only));
+  }
+  const all = new Set(prunable.map((p) => imageId(p.ns, p.digest)));
+  return { total: freedBytes(m, all, contentPrune), byNamespace };
+}

@@ -417,6 +417,21 @@ export async function prune(ctr: Ctr, opts: PruneOptions, io: Io): Promise<numbe
   }
 }
 
+/** One planning pass now, as `ctre prune` with `opts` makes it (no double check, no lock). */
+export interface PlanNow {
+  images: ImagePlan[];
+  snaps: NamespaceSnapshot[];
+  /** The selected namespaces that exist. */
+  namespaces: string[];
+}
+
+/** One planning pass of `ctre prune` with `opts`, without removing anything: for `ctre df`. */
+export async function planNow(ctr: Ctr, opts: PruneOptions, io: Io): Promise<PlanNow> {
+  const run = await PruneRun.start(ctr, { ...opts, json: true }, io);
+  const { images, snaps } = await run.pass();
+  return { images, snaps, namespaces: run.namespaces };
+}
+
 /** Images of namespaces left out by --namespace, for the report only. */
 async function excludedImages(ctr: Ctr, namespaces: string[]): Promise<ImagePlan[]> {
   const lists = await Promise.all(
