@@ -30,6 +30,7 @@ const PRUNE: PruneOptions = {
   verbose: false,
   metrics: false,
   budget: null,
+  root: "/var/lib/containerd",
 };
 
 const prune = (over: Partial<PruneOptions> = {}, extra: Partial<Command> = {}): Command =>
@@ -105,7 +106,10 @@ const TABLE: [string[], Command | string][] = [
   ],
   [
     ["prune", "--min-free", "15%", "--root", "/data/containerd"],
-    prune({ budget: { kind: "min-free", percent: 15, root: "/data/containerd" } }),
+    prune({
+      budget: { kind: "min-free", percent: 15, root: "/data/containerd" },
+      root: "/data/containerd",
+    }),
   ],
   [
     ["prune", "-a", "/run/k3s/containerd/containerd.sock"],
@@ -145,7 +149,8 @@ const TABLE: [string[], Command | string][] = [
     ["prune", "--max-store-size", "1GB", "--min-free", "10"],
     "Use either --max-store-size or --min-free, not both",
   ],
-  [["prune", "--root", "/x"], "--root needs --min-free"],
+  // Without --min-free, --root is the filesystem whose gain prune reports.
+  [["prune", "--root", "/x"], prune({ root: "/x" })],
   [["prune", "--every", "1h"], "--every needs --force or --dry-run (a repeating prune cannot ask)"],
   [["prune", "-f", "--jitter", "1h"], "--jitter needs --every"],
   [["prune", "-f", "--every", "0"], "--every must be more than 0"],

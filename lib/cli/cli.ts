@@ -155,7 +155,11 @@ const PRUNE_OPTIONS = {
   root: {
     type: "string",
     arg: "DIR",
-    help: [`containerd's root for --min-free (default ${DEFAULT_CONTAINERD_ROOT})`],
+    help: [
+      `containerd's root (default ${DEFAULT_CONTAINERD_ROOT}): --min-free measures its`,
+      "filesystem, and so does the disk figure of what prune freed (needs",
+      "--allow-sys=statfs --allow-read=<root>; else ctr's sizes only)",
+    ],
   },
   every: {
     type: "string",
@@ -366,7 +370,6 @@ function budgetOf(
   if (maxStoreSize !== undefined && minFree !== undefined) {
     throw new UsageError("Use either --max-store-size or --min-free, not both");
   }
-  if (root !== undefined && minFree === undefined) throw new UsageError("--root needs --min-free");
   if (maxStoreSize !== undefined) {
     return { kind: "max-store-size", maxBytes: parseByteSize(maxStoreSize, "max-store-size") };
   }
@@ -479,6 +482,7 @@ export function parseCommand(argv: string[]): Command {
       verbose: v.verbose,
       metrics: v.metrics,
       budget: budgetOf(v["max-store-size"], v["min-free"], v.root),
+      root: v.root ?? DEFAULT_CONTAINERD_ROOT,
     };
     return {
       kind: "prune",

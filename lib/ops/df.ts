@@ -21,7 +21,7 @@ import {
   diskTotals,
   reclaimable,
 } from "../policy/disk.ts";
-import { contentPrunePlan } from "../policy/content_scope.ts";
+import { contentPruneRuns } from "../policy/content_scope.ts";
 import { planNow, type PruneOptions } from "../prune/prune.ts";
 
 export interface DfOptions {
@@ -61,15 +61,8 @@ export async function dfDocument(ctr: Ctr, opts: DfOptions, io: Io): Promise<DfD
     if (s.usageError !== undefined) println(io.stderr, `Warning: ${s.usageError}`);
   }
   const m = diskModel(plan.snaps.map(diskInputOf));
-  const scope = contentPrunePlan(plan.namespaces, {
-    contentPruneMoby: opts.prune.contentPruneMoby ?? false,
-  });
   const prunable = plan.images.filter((p) => p.decision === "prune");
-  const freed = reclaimable(
-    m,
-    prunable,
-    opts.prune.contentPrune ? (ns) => scope.prune.includes(ns) : null,
-  );
+  const freed = reclaimable(m, prunable, contentPruneRuns(plan.namespaces, opts.prune));
   const fs = await statFilesystem(opts.root);
   return {
     schemaVersion: 1,

@@ -25,7 +25,20 @@ import {
   recheckCandidates,
 } from "../policy/recheck.ts";
 import { removeImages } from "./removal.ts";
-import { diskInputOf, type DiskModel, diskModel, imageDisk } from "../policy/disk.ts";
+import {
+  type Bytes,
+  diskInputOf,
+  type DiskModel,
+  diskModel,
+  diskTotals,
+  imageDisk,
+  reclaimable,
+} from "../policy/disk.ts";
+import { contentPruneRuns } from "../policy/content_scope.ts";
+import { diskAfter, diskBefore, diskLines } from "./disk_outcome.ts";
+
+/** containerd's root when --root is not given (the filesystem prune measures). */
+const DEFAULT_ROOT = "/var/lib/containerd";
 import {
   applyBudget,
   type Budget,
@@ -37,7 +50,7 @@ import {
 import { type Gauge, gaugeOf } from "./gauge.ts";
 import { writeMetrics } from "../state/metrics_file.ts";
 import { cleanContainers, cleanContent, type Lines, measureAfter } from "./after_removal.ts";
-import { pruneFamilies } from "./metric_families.ts";
+import { type NodeDisk, pruneFamilies } from "./metric_families.ts";
 import { planDocument, planTable, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "../core/units.ts";
 import { loadUsageDb, USAGE_FILE } from "../state/usage_db.ts";
@@ -71,6 +84,8 @@ export interface PruneOptions {
   metrics: boolean;
   /** Disk-pressure mode, or null to prune everything the policy allows. */
   budget: Budget | null;
+  /** containerd's root: statfs of its filesystem says what a forced run freed (if permitted). */
+  root?: string;
 }
 
 export const DOUBLE_CHECK_INTERVAL_MS = 1500;
@@ -338,6 +353,30 @@ class PruneRun {
     return { tried, plan: keepDropped(plan, dropped) };
   }
 
+  /** What removing `images` frees on disk, as the latest pass measured it. */
+  predict(images: ImagePlan[]): Bytes {
+    const prune = contentPruneRuns(this.namespaces, this.opts);
+    return reclaimable(this.disk, images, prune).total;
+  }
+
+  /** What the namespaces held at the latest pass and what `plan` could free in each. */
+  nodeDisk(plan: ImagePlan[]): NodeDisk {
+    const prune = contentPruneRuns(this.namespaces, this.opts);
+    const freed = reclaimable(this.disk, plan.filter((p) => p.decision === "prune"), prune);
+    const out: NodeDisk = { namespaces: new Map(), reclaimable: new Map() };
+    for (const ns of this.namespaces) {
+      const t = diskTotals(this.disk, new Set([ns]));
+      out.namespaces.set(ns, {
+        content: t.images.contentBytes,
+        snapshot: t.images.snapshotBytes,
+        writable: t.containers.writableBytes,
+      });
+      const b = freed.byNamespace.get(ns);
+      out.reclaimable.set(ns, (b?.contentBytes ?? 0) + (b?.snapshotBytes ?? 0));
+    }
+    return out;
+  }
+
   /** Where the clean-up steps print: human lines, errors. */
   get lines(): Lines {
     return { say: (t) => this.say(t), error: (t) => println(this.io.stderr, t) };
@@ -352,7 +391,14 @@ class PruneRun {
   ): Promise<number> {
     const { opts, io } = this;
     if (opts.metrics && opts.mode !== "dry-run") {
-      const families = pruneFamilies(plan, outcome, io.now() - this.started, io.now(), code);
+      const families = pruneFamilies(
+        plan,
+        outcome,
+        io.now() - this.started,
+        io.now(),
+        code,
+        this.nodeDisk(plan),
+      );
       try {
         await writeMetrics(opts.stateDir, "ctre_prune_", families);
       } catch (e) {
@@ -482,6 +528,9 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
   if (opts.mode === "ask") plan = await run.recheckAfterAnswer(plan);
   const outcome = emptyOutcome(contentBytes(run.latest));
   outcome.contentBytesAfter = null;
+  const root = opts.root ?? DEFAULT_ROOT;
+  const predicted = run.predict(plan.filter((p) => p.decision === "prune"));
+  const before = await diskBefore(run.latest, root);
   let tried = plan.filter((p) => p.decision === "prune").length;
   if (gauge) {
     const candidates = budgetCandidates(plan, opts.mode);
@@ -502,6 +551,17 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
     }, run.lines);
   }
   await measureAfter(ctr, run.namespaces, outcome, run.lines);
+  const reclaimed = outcome.contentBytesAfter === null ? null : outcome.reclaimedBytes;
+  outcome.disk = await diskAfter(
+    ctr,
+    run.latest,
+    root,
+    before,
+    predicted,
+    reclaimed,
+    run.lines.error,
+  );
+  diskLines(outcome.disk).forEach((l) => run.say(l));
   const failed = outcome.failed.length + (outcome.containers?.errors.length ?? 0) +
     (outcome.content?.filter((c) => c.error !== null).length ?? 0);
   return await run.report(plan, excluded, outcome, failed ? 1 : 0);

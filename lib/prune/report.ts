@@ -6,6 +6,7 @@
  */
 import type { Budget } from "../policy/budget.ts";
 import type { ImagePlan } from "../policy/plan.ts";
+import type { DiskOutcome } from "./disk_outcome.ts";
 import { alignColumns, isoTime } from "../core/text.ts";
 import { formatBytes } from "../core/units.ts";
 
@@ -24,6 +25,8 @@ export interface PruneOutcome {
   contentBytesBefore: number;
   contentBytesAfter: number | null;
   containers: { deleted: string[]; kept: string[]; errors: string[] } | null;
+  /** What the run freed on disk, predicted and measured (a forced run that removed images). */
+  disk?: DiskOutcome | null;
   content:
     | {
       namespace: string;
@@ -139,6 +142,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
     generatedAt: new Date(input.generatedAt * 1000).toISOString(),
     policy: input.policy,
     images,
+    disk: o?.disk ?? null,
     removal: o === null ? null : {
       removed: o.removed,
       missing: o.missing,
