@@ -140,8 +140,9 @@ const PRUNE_OPTIONS = {
     type: "string",
     arg: "SIZE",
     help: [
-      "Disk-pressure mode: only if the content store is over SIZE (e.g.",
-      "20GB), remove prunable images least recently used first until it is not",
+      "Disk-pressure mode: only if the content store plus the snapshots",
+      "(unpacked layers, writable layers) are over SIZE (e.g. 20GB), remove",
+      "prunable images least recently used first until they are not",
     ],
   },
   "min-free": {

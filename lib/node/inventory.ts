@@ -245,3 +245,21 @@ export async function addDiskUsage(ctr: Ctr, snap: NamespaceSnapshot): Promise<v
   snap.usage = listed.usage;
   if (listed.usageErrors.length > 0) snap.usageError = listed.usageErrors.join("; ");
 }
+
+/**
+ * What containerd holds over `namespaces`, for --max-store-size: the content store (each digest
+ * once) plus every snapshot's usage (one `ctr snapshot usage -b` per namespace and snapshotter).
+ */
+export async function measureStore(ctr: Ctr, namespaces: string[]): Promise<number> {
+  const per = await Promise.all(namespaces.map(async (ns) => {
+    const content = await listContent(ctr, ns);
+    const named = snapshottersOf(content);
+    const usages = await Promise.all(
+      (named.length > 0 ? named : [""]).map((s) => snapshotUsage(ctr, ns, s)),
+    );
+    let snapshots = 0;
+    for (const u of usages) for (const b of u.values()) snapshots += b;
+    return { content, snapshots };
+  }));
+  return contentBytes(per) + per.reduce((sum, p) => sum + p.snapshots, 0);
+}

@@ -33,6 +33,7 @@ import {
   diskTotals,
   imageDisk,
   reclaimable,
+  reclaimer,
 } from "../policy/disk.ts";
 import { contentPruneRuns } from "../policy/content_scope.ts";
 import { diskAfter, diskBefore, diskLines } from "./disk_outcome.ts";
@@ -43,6 +44,7 @@ import {
   applyBudget,
   type Budget,
   budgetCandidates,
+  type Estimate,
   lruOrder,
   nextBatch,
   updateRatio,
@@ -228,7 +230,7 @@ class PruneRun {
         ? `Over budget by ${formatBytes(over)} (${gauge.target}): least recently used go first`
         : `Within budget (${gauge.target}): nothing needs to go`,
     );
-    return applyBudget(plan, over);
+    return applyBudget(plan, over, this.estimate());
   }
 
   /** Images of namespaces left out by --namespace, for the report only. */
@@ -336,7 +338,7 @@ class PruneRun {
         left = check.still;
         if (left.length === 0) break;
       }
-      const batch = nextBatch(left, over, ratio);
+      const batch = nextBatch(left, over, ratio, this.estimate());
       left = left.slice(batch.length);
       tried += batch.length;
       await this.removeBatch(batch, outcome, true);
@@ -351,6 +353,12 @@ class PruneRun {
         : `Target met: ${gauge.target}`,
     );
     return { tried, plan: keepDropped(plan, dropped) };
+  }
+
+  /** What each image frees on disk, taken one by one in LRU order (the latest pass). */
+  estimate(): Estimate {
+    const take = reclaimer(this.disk);
+    return (p) => take(p.ns, p.digest);
   }
 
   /** What removing `images` frees on disk, as the latest pass measured it. */
