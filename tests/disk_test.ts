@@ -75,7 +75,8 @@ for (const minor of ["1.6", "1.7", "2.1"]) {
   Deno.test(`ctr ${minor} capture: per-image bytes, shared base once, writable layer`, async () => {
     const { input, digest } = await captured(minor);
     const usage = input.usage.get("overlayfs")!;
-    assert.equal(usage.get("w1"), 2102272, "the container wrote 2 MiB (+ 1 block of metadata)");
+    const w1 = usage.get("w1")!;
+    assert.ok(w1 >= 2 * 1024 * 1024 && w1 < 2.1 * 1024 * 1024, `w1 wrote 2 MiB: ${w1}`);
     const m = diskModel([input]);
     const [a, b, c] = ["a", "b", "c"].map((r) => imageDisk(m, "default", digest(r))!);
     const blob = (mb: number) =>
@@ -105,13 +106,16 @@ for (const minor of ["1.6", "1.7", "2.1"]) {
     assert.equal(b!.uniqueBytes, small("b") + lb + snaps[2]!);
     const t = diskTotals(m);
     assert.equal(t.images.count, 3);
-    assert.equal(
-      t.images.contentBytes,
-      [...input.content.values()].reduce((s, x) => s + x.size, 0),
-    );
+    // Each blob once: the shared base is in a's and b's sizes but counts once here.
+    assert.equal(t.images.contentBytes, a!.contentBytes + b!.contentBytes - base + c!.contentBytes);
+    // What images do not reach is unreferenced: 1.7's import leaves the OCI index blobs it read
+    // (under a lease), a few hundred bytes; 1.6 and 2.1 leave none.
+    const listed = [...input.content.values()].reduce((s, x) => s + x.size, 0);
+    assert.equal(t.unreferenced.contentBytes, listed - t.images.contentBytes);
+    assert.ok(t.unreferenced.contentBytes < 2000, `${t.unreferenced.contentBytes}`);
     assert.equal(t.images.snapshotBytes, snaps[0]! + snaps[1]! + snaps[2]!);
-    assert.deepEqual(t.containers, { count: 1, writableBytes: 2102272 });
-    assert.deepEqual(t.unreferenced, { contentBytes: 0, snapshotBytes: 0 });
+    assert.deepEqual(t.containers, { count: 1, writableBytes: w1 });
+    assert.equal(t.unreferenced.snapshotBytes, 0);
     // Removing b and c frees their unique bytes; removing a too frees nothing more of a's
     // snapshots (w1), but the base blob (all its holders go).
     const ids = (refs: string[]) => new Set(refs.map((r) => imageId("default", digest(r))));
