@@ -130,6 +130,32 @@ Deno.test({
         },
       );
 
+      await t.step("uniqueBytes of b within 10 % of what removing b alone frees", async () => {
+        const dry = await runCtre(
+          ["prune", "--dry-run", "--json", "-v", ...PRUNE_NOW.slice(3)],
+          opts,
+        );
+        assert.equal(dry.code, 0, dry.stderr);
+        assert.match(dry.stderr, /UNIQUE SIZE +CONTENT +SNAPSHOTS/);
+        const images = JSON.parse(dry.stdout).images;
+        const by = (n: string) => images.find((i: { refs: string[] }) => i.refs[0] === img(n));
+        const [a, b, cc] = [by("a"), by("b"), by("c")];
+        // c was never unpacked; a and b share the base: each holds it, neither alone frees it.
+        assert.equal(cc.snapshotBytes, 0);
+        assert.equal(cc.uniqueBytes, cc.contentBytes);
+        // Neither's unique bytes include the 8 MB base: not its blob, not its snapshot.
+        for (const x of [a, b]) assert.ok(x.contentBytes + x.snapshotBytes - x.uniqueBytes > 16e6);
+        const before = await freeBytes(root);
+        const keepAllBut = ["--keep", img("a"), "--keep", img("c"), "--no-content-prune"];
+        const r = await runCtre([...PRUNE_NOW, ...keepAllBut, "--root", root], opts);
+        assert.equal(r.code, 0, r.stderr);
+        const gained = (await freeBytes(root)) - before;
+        // deno-lint-ignore no-console
+        console.log(`b: uniqueBytes ${b.uniqueBytes}, statfs gained ${gained} removing b alone`);
+        within(b.uniqueBytes, gained, 0.10, "b's unique bytes vs statfs");
+        assert.deepEqual(await c.imageRefs("default"), [img("a"), img("c"), img("d")]);
+      });
+
       await t.step("forced prune: predicted within 10 % of what statfs gains", async () => {
         const df = JSON.parse(
           (await runCtre(["df", "--json", ...PRUNE_NOW.slice(3, 7), "--root", root], opts)).stdout,

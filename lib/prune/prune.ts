@@ -544,7 +544,11 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
     const candidates = budgetCandidates(plan, opts.mode);
     ({ tried, plan } = await run.removeToBudget(gauge, candidates, plan, outcome));
   } else {
-    await run.removeBatch(plan.filter((p) => p.decision === "prune"), outcome, false);
+    // Content prune ends with a synchronous GC; without it, --sync makes each removal wait for
+    // one, so what the run freed is gone before it is measured.
+    const gcLater = contentPruneRuns(run.namespaces, opts);
+    const sync = gcLater === null || !run.namespaces.some(gcLater);
+    await run.removeBatch(plan.filter((p) => p.decision === "prune"), outcome, sync);
   }
   const failedText = outcome.failed.length ? `, ${outcome.failed.length} refs failed` : "";
   run.say(`Removed ${outcome.removedImages} of ${tried} images${failedText}`);
