@@ -4,7 +4,7 @@
  * which must print `ctre: <text>` and the usage hint on stderr and exit 2.
  */
 import assert from "node:assert/strict";
-import { type Command, parseCommand, PRUNE_USAGE, USAGE } from "../lib/cli/cli.ts";
+import { type Command, DF_USAGE, parseCommand, PRUNE_USAGE, USAGE } from "../lib/cli/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import type { PruneOptions } from "../lib/prune/prune.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
@@ -35,6 +35,26 @@ const PRUNE: PruneOptions = {
 
 const prune = (over: Partial<PruneOptions> = {}, extra: Partial<Command> = {}): Command =>
   ({ kind: "prune", prune: { ...PRUNE, ...over }, schedule: null, ...extra }) as Command;
+
+/** `ctre df`: prune's selection as a dry run that never asks and cleans nothing. */
+const df = (over: Partial<PruneOptions> = {}, root = "/var/lib/containerd", json = false) => {
+  const { cleanupKubeletContainers: _k, root: _r, ...selection } = PRUNE;
+  return {
+    kind: "df",
+    df: {
+      prune: {
+        ...selection,
+        mode: "dry-run",
+        doubleCheck: 0,
+        containerCleanup: false,
+        json,
+        ...over,
+      },
+      root,
+    },
+    json,
+  } as Command;
+};
 
 const RECORD = {
   stateDir: SPOOL,
@@ -191,6 +211,18 @@ const TABLE: [string[], Command | string][] = [
   ],
   [["record-image-starts", "--json"], 'Unknown option "--json"'],
   // doctor and status.
+  // df: prune's selection flags, --json, --root.
+  [["df"], df()],
+  [["df", "--help"], { kind: "help", text: DF_USAGE }],
+  [["df", "--json"], df({}, "/var/lib/containerd", true)],
+  [
+    ["df", "-n", "k8s.io", "--min-age", "0", "--used-within", "1d", "--keep", "a*"],
+    df({ namespaces: ["k8s.io"], minAge: 0, usedWithin: DAY, keep: ["a*"] }),
+  ],
+  [["df", "--keep-latest", "2", "--no-content-prune"], df({ keepLatest: 2, contentPrune: false })],
+  [["df", "--root", "/data/containerd"], df({}, "/data/containerd")],
+  [["df", "--force"], 'Unknown option "--force"'],
+  [["df", "--max-store-size", "1GB"], 'Unknown option "--max-store-size"'],
   [["doctor"], { kind: "doctor", stateDir: SPOOL, json: false }],
   [["doctor", "--json", "-a", "/x.sock", "--state-dir", "/s"], {
     kind: "doctor",
