@@ -230,3 +230,52 @@ Deno.test({
     }, { rootExt4: ROOT_SIZE });
   },
 });
+
+Deno.test({
+  name: "an image unpacked for two snapshotters is measured in each, and both copies go",
+  async fn() {
+    await withContainerd(async (c) => {
+      const root = join(c.dir, "root");
+      const stateDir = await tempStateDir();
+      const opts = { address: c.address, stateDir, minFreeRoot: root };
+      const layout = await diskLayout([{
+        ref: img("e"),
+        layers: [await randomLayer("e", 6 * MiB, true)],
+      }]);
+      const tar = join(c.dir, "e.tar");
+      await Deno.writeFile(tar, layout.tar);
+      await c.ctrOk(["-n", "default", "image", "import", tar]);
+      const other = c.snapshotter === "native" ? "overlayfs" : "native";
+      // 2.x's transfer service unpacks only for the snapshotters of its config: import locally.
+      const local = (await c.ctrOk(["image", "import", "--help"])).includes("--local")
+        ? ["--local"]
+        : [];
+      await c.ctrOk(["-n", "default", "image", "import", ...local, "--snapshotter", other, tar]);
+      const dirs = [c.snapshotter, other].map((s) =>
+        join(root, `io.containerd.snapshotter.v1.${s}`, "snapshots")
+      );
+      const dry = await runCtre(["prune", "--dry-run", "--json", ...PRUNE_NOW.slice(3)], opts);
+      assert.equal(dry.code, 0, dry.stderr);
+      const e = JSON.parse(dry.stdout).images.find((i: { refs: string[] }) =>
+        i.refs[0] === img("e")
+      );
+      const duBoth = await du(dirs);
+      // deno-lint-ignore no-console
+      console.log(
+        `e: snapshotBytes ${e.snapshotBytes} in ${c.snapshotter} and ${other}, du ${duBoth}`,
+      );
+      within(e.snapshotBytes, duBoth, 0.05, "both snapshotters' copies");
+      assert.ok(e.snapshotBytes > 2 * 6 * MiB, "two copies of 6 MiB");
+      const before = await freeBytes(root);
+      const r = await runCtre([...PRUNE_NOW, "--root", root], opts);
+      assert.equal(r.code, 0, r.stderr);
+      const gained = (await freeBytes(root)) - before;
+      const d = JSON.parse(r.stdout).disk;
+      const predicted = d.predicted.contentBytes + d.predicted.snapshotBytes;
+      // deno-lint-ignore no-console
+      console.log(`e: predicted ${predicted}, statfs gained ${gained}`);
+      within(predicted, gained, 0.10, "predicted vs statfs");
+      assert.ok(d.predicted.snapshotBytes > 2 * 6 * MiB);
+    }, { rootExt4: ROOT_SIZE });
+  },
+});
