@@ -13,7 +13,9 @@ import { formatBytes } from "../core/units.ts";
 import type { NamespaceSnapshot } from "../core/containerd.ts";
 import { snapshotUsage } from "../ctr/snapshot_usage.ts";
 import { statFilesystem } from "../node/filesystem.ts";
-import type { Bytes } from "../policy/disk.ts";
+import { type Bytes, type DiskModel, diskTotals, reclaimable } from "../policy/disk.ts";
+import type { ImagePlan } from "../policy/plan.ts";
+import type { NodeDisk } from "./metric_families.ts";
 
 /** The `disk` part of a forced run's outcome. */
 export interface DiskOutcome {
@@ -103,4 +105,29 @@ export function diskLines(d: DiskOutcome): string[] {
       ? `Freed on disk, by the filesystem: unknown (${d.filesystemError})`
       : `Freed on disk, by the filesystem of ${d.root}: ${formatBytes(d.filesystemBytes)}`,
   ];
+}
+
+/**
+ * What each of `namespaces` held at a planning pass (`model`) and what a forced prune of `plan`
+ * could free there (`contentPrune`: where content prune runs), for the `ctre_node_*` metrics.
+ */
+export function nodeDiskOf(
+  model: DiskModel,
+  plan: ImagePlan[],
+  namespaces: string[],
+  contentPrune: ((ns: string) => boolean) | null,
+): NodeDisk {
+  const freed = reclaimable(model, plan.filter((p) => p.decision === "prune"), contentPrune);
+  const out: NodeDisk = { namespaces: new Map(), reclaimable: new Map() };
+  for (const ns of namespaces) {
+    const t = diskTotals(model, new Set([ns]));
+    out.namespaces.set(ns, {
+      content: t.images.contentBytes,
+      snapshot: t.images.snapshotBytes,
+      writable: t.containers.writableBytes,
+    });
+    const b = freed.byNamespace.get(ns);
+    out.reclaimable.set(ns, (b?.contentBytes ?? 0) + (b?.snapshotBytes ?? 0));
+  }
+  return out;
 }

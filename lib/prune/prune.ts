@@ -30,7 +30,6 @@ import {
   diskInputOf,
   type DiskModel,
   diskModel,
-  diskTotals,
   imageDisk,
   reclaimable,
   reclaimer,
@@ -53,6 +52,7 @@ import { type Gauge, gaugeOf } from "./gauge.ts";
 import { writeMetrics } from "../state/metrics_file.ts";
 import { cleanContainers, cleanContent, type Lines, measureAfter } from "./after_removal.ts";
 import { type NodeDisk, pruneFamilies } from "./metric_families.ts";
+import { nodeDiskOf } from "./disk_outcome.ts";
 import { planDocument, planTable, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "../core/units.ts";
 import { loadUsageDb, USAGE_FILE } from "../state/usage_db.ts";
@@ -369,20 +369,12 @@ class PruneRun {
 
   /** What the namespaces held at the latest pass and what `plan` could free in each. */
   nodeDisk(plan: ImagePlan[]): NodeDisk {
-    const prune = contentPruneRuns(this.namespaces, this.opts);
-    const freed = reclaimable(this.disk, plan.filter((p) => p.decision === "prune"), prune);
-    const out: NodeDisk = { namespaces: new Map(), reclaimable: new Map() };
-    for (const ns of this.namespaces) {
-      const t = diskTotals(this.disk, new Set([ns]));
-      out.namespaces.set(ns, {
-        content: t.images.contentBytes,
-        snapshot: t.images.snapshotBytes,
-        writable: t.containers.writableBytes,
-      });
-      const b = freed.byNamespace.get(ns);
-      out.reclaimable.set(ns, (b?.contentBytes ?? 0) + (b?.snapshotBytes ?? 0));
-    }
-    return out;
+    return nodeDiskOf(
+      this.disk,
+      plan,
+      this.namespaces,
+      contentPruneRuns(this.namespaces, this.opts),
+    );
   }
 
   /** Where the clean-up steps print: human lines, errors. */
