@@ -80,3 +80,14 @@ Deno.test("ctre df: per namespace and total; reclaimable is what the forced prun
   assert.equal(disk.filesystemBytes, null);
   assert.match(io.stderr.text, /^Freed on disk, by the filesystem: unknown \(cannot measure/m);
 });
+
+Deno.test("ctre df -n: the namespaces left out still hold the blobs they share", async () => {
+  const n = node();
+  const only = await options({ namespaces: ["k8s.io"] });
+  const doc = await dfDocument(n.ctr, { prune: only, root: "/nonexistent-root" }, new FakeIo());
+  assert.deepEqual(doc.namespaces.map((x) => x.namespace), ["k8s.io"]);
+  // old:1's blobs are default's too: pruning k8s.io frees its snapshot only.
+  assert.equal(doc.total.images.reclaimableBytes, SNAPSHOT_BYTES);
+  assert.equal(doc.total.images.count, 1);
+  assert.deepEqual(doc.total.unreferenced, { contentBytes: 0, snapshotBytes: 0 });
+});

@@ -29,6 +29,7 @@ import {
   parseSnapshotLs,
 } from "../ctr/listings.ts";
 import { snapshotUsage } from "../ctr/snapshot_usage.ts";
+import type { DiskInput } from "../policy/disk.ts";
 import type { ContentBlob, NamespaceSnapshot, SnapshotRow } from "../core/containerd.ts";
 
 const LINEAGE_CONCURRENCY = 4;
@@ -262,4 +263,20 @@ export async function measureStore(ctr: Ctr, namespaces: string[]): Promise<numb
     return { content, snapshots };
   }));
   return contentBytes(per) + per.reduce((sum, p) => sum + p.snapshots, 0);
+}
+
+/**
+ * The images and blobs of namespaces prune does not look at (`-n` left them out): they still
+ * hold the blobs they share with the selected ones, which therefore do not go. Two ctr calls per
+ * namespace; no snapshots (those belong to one namespace) and no containers.
+ */
+export async function imagesElsewhere(ctr: Ctr, namespaces: string[]): Promise<DiskInput[]> {
+  return await Promise.all(namespaces.map(async (ns) => ({
+    ns,
+    content: await listContent(ctr, ns),
+    images: parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"])),
+    snapshots: new Map(),
+    usage: new Map(),
+    containers: [],
+  })));
 }

@@ -60,7 +60,7 @@ export async function dfDocument(ctr: Ctr, opts: DfOptions, io: Io): Promise<DfD
   for (const s of plan.snaps) {
     if (s.usageError !== undefined) println(io.stderr, `Warning: ${s.usageError}`);
   }
-  const m = diskModel(plan.snaps.map(diskInputOf));
+  const m = diskModel([...plan.snaps.map(diskInputOf), ...plan.elsewhere]);
   const prunable = plan.images.filter((p) => p.decision === "prune");
   const freed = reclaimable(m, prunable, contentPruneRuns(plan.namespaces, opts.prune));
   const fs = await statFilesystem(opts.root);
@@ -73,7 +73,7 @@ export async function dfDocument(ctr: Ctr, opts: DfOptions, io: Io): Promise<DfD
       namespace: ns,
       ...row(diskTotals(m, new Set([ns])), freed.byNamespace.get(ns)),
     })),
-    total: row(diskTotals(m), freed.total),
+    total: row(diskTotals(m, new Set(plan.namespaces)), freed.total),
   };
 }
 

@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { type Ctr, ctrOk } from "../ctr/runner.ts";
 import { errorText } from "../core/errors.ts";
-import { contentBytes, snapshotAll } from "../node/inventory.ts";
+import { contentBytes, imagesElsewhere, snapshotAll } from "../node/inventory.ts";
 import type { NamespaceSnapshot } from "../core/containerd.ts";
 import { type Io, println, type Writer } from "../core/io.ts";
 import { parseImageLs, parseNamespaces } from "../ctr/listings.ts";
@@ -27,6 +27,7 @@ import {
 import { removeImages } from "./removal.ts";
 import {
   type Bytes,
+  type DiskInput,
   diskInputOf,
   type DiskModel,
   diskModel,
@@ -123,6 +124,8 @@ class PruneRun {
   readonly started: number;
   /** The latest pass's snapshots: the content store right before removal. */
   latest: NamespaceSnapshot[] = [];
+  /** Namespaces left out by -n: listed once, for the blobs they share (lib/policy/disk.ts). */
+  elsewhere: DiskInput[] | undefined;
   /** What the latest pass's images hold on disk. */
   disk: DiskModel = diskModel([]);
 
@@ -184,7 +187,11 @@ class PruneRun {
       images.push(...plan.images);
     }
     this.latest = snaps;
-    this.disk = diskModel(snaps.map(diskInputOf));
+    this.elsewhere ??= await imagesElsewhere(
+      this.ctr,
+      this.all.filter((ns) => !this.namespaces.includes(ns)),
+    );
+    this.disk = diskModel([...snaps.map(diskInputOf), ...this.elsewhere]);
     return { images: withDisk(images, this.disk), snaps };
   }
 
@@ -469,13 +476,15 @@ export interface PlanNow {
   snaps: NamespaceSnapshot[];
   /** The selected namespaces that exist. */
   namespaces: string[];
+  /** The images and blobs of the namespaces left out (they hold shared blobs). */
+  elsewhere: DiskInput[];
 }
 
 /** One planning pass of `ctre prune` with `opts`, without removing anything: for `ctre df`. */
 export async function planNow(ctr: Ctr, opts: PruneOptions, io: Io): Promise<PlanNow> {
   const run = await PruneRun.start(ctr, { ...opts, json: true }, io);
   const { images, snaps } = await run.pass();
-  return { images, snaps, namespaces: run.namespaces };
+  return { images, snaps, namespaces: run.namespaces, elsewhere: run.elsewhere ?? [] };
 }
 
 /** Images of namespaces left out by --namespace, for the report only. */
