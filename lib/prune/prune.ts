@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { type Ctr, ctrOk } from "../ctr/runner.ts";
 import { errorText } from "../core/errors.ts";
 import { contentBytes, imagesElsewhere, snapshotAll } from "../node/inventory.ts";
-import type { NamespaceSnapshot } from "../core/containerd.ts";
+import type { ImageRow, NamespaceSnapshot } from "../core/containerd.ts";
 import { type Io, println, type Writer } from "../core/io.ts";
-import { parseImageLs, parseNamespaces } from "../ctr/listings.ts";
+import { parseNamespaces } from "../ctr/listings.ts";
 import { acquireLock } from "../state/lock.ts";
 import { DEFAULT_PIN_MEMORY, type ImagePlan, planNamespace, prunableSet } from "../policy/plan.ts";
 import {
@@ -241,9 +241,10 @@ class PruneRun {
   }
 
   /** Images of namespaces left out by --namespace, for the report only. */
-  async excluded(): Promise<ImagePlan[]> {
+  excluded(): ImagePlan[] {
     if (!this.opts.verbose && !this.opts.json) return [];
-    return await excludedImages(this.ctr, this.all.filter((ns) => !this.namespaces.includes(ns)));
+    // The pass listed them already, for the blobs they share.
+    return excludedImages(this.elsewhere ?? []);
   }
 
   /** Prints the prunable refs; asks unless forced. Whether to go on. */
@@ -488,15 +489,9 @@ export async function planNow(ctr: Ctr, opts: PruneOptions, io: Io): Promise<Pla
 }
 
 /** Images of namespaces left out by --namespace, for the report only. */
-async function excludedImages(ctr: Ctr, namespaces: string[]): Promise<ImagePlan[]> {
-  const lists = await Promise.all(
-    namespaces.map(async (ns) => ({
-      ns,
-      rows: parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"])),
-    })),
-  );
+function excludedImages(lists: { ns: string; images: readonly ImageRow[] }[]): ImagePlan[] {
   const out: ImagePlan[] = [];
-  for (const { ns, rows } of lists) {
+  for (const { ns, images: rows } of lists) {
     const byDigest = new Map<string, typeof rows>();
     for (const r of rows) byDigest.set(r.digest, [...(byDigest.get(r.digest) ?? []), r]);
     for (const [digest, group] of byDigest) {
@@ -523,7 +518,7 @@ async function pruneLocked(ctr: Ctr, opts: PruneOptions, io: Io): Promise<number
   let plan = await run.settle();
   const gauge = opts.budget === null ? null : gaugeOf(opts.budget, ctr);
   if (gauge) plan = await run.budget(plan, gauge);
-  const excluded = await run.excluded();
+  const excluded = run.excluded();
   if (opts.verbose) planTable([...plan, ...excluded]).forEach((line) => run.say(line));
   const shown = plan.filter((p) => p.decision === "prune");
   if (shown.length === 0) {
