@@ -35,12 +35,16 @@ import type { ContentBlob, NamespaceSnapshot, SnapshotRow } from "../core/contai
 const LINEAGE_CONCURRENCY = 4;
 
 /** Content, images and containers of one namespace, and what its containers run from. */
-export async function snapshotNamespace(ctr: Ctr, ns: string): Promise<NamespaceSnapshot> {
+export async function snapshotNamespace(
+  ctr: Ctr,
+  ns: string,
+  opts: { usage?: boolean } = {},
+): Promise<NamespaceSnapshot> {
   const content = await listContent(ctr, ns);
   const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
   const containers = parseContainerLs(await ctrOk(ctr, ["-n", ns, "container", "ls"]));
   const snap: NamespaceSnapshot = { ns, images, content, containers };
-  if (images.length > 0) await addLineage(ctr, snap);
+  if (images.length > 0) await addLineage(ctr, snap, opts.usage ?? true);
   return snap;
 }
 
@@ -110,7 +114,7 @@ async function listSnapshots(
 }
 
 /** Lists what {@linkcode resolveUsers} needs beyond the three listings. */
-async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
+async function addLineage(ctr: Ctr, snap: NamespaceSnapshot, usage: boolean): Promise<void> {
   const ns = snap.ns;
   let calls = 0;
   const run = (args: string[]) => {
@@ -118,10 +122,11 @@ async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
     return ctrOk(ctr, ["-n", ns, ...args]);
   };
   // Snapshots after containers: a container created meanwhile shows as an unclaimed snapshot.
-  const listed = await listSnapshots(ns, run, snapshottersOf(snap.content), (n, s) => {
+  const measure = (n: string, s: string) => {
     calls++;
     return snapshotUsage(ctr, n, s);
-  });
+  };
+  const listed = await listSnapshots(ns, run, snapshottersOf(snap.content), usage ? measure : null);
   snap.snapshots = listed.snapshots;
   snap.snapshotsBy = listed.bySnapshotter;
   snap.usage = listed.usage;
@@ -182,9 +187,17 @@ async function addLineage(ctr: Ctr, snap: NamespaceSnapshot): Promise<void> {
   snap.lineageCalls = calls;
 }
 
-/** Snapshots of all `namespaces`, taken concurrently. */
-export function snapshotAll(ctr: Ctr, namespaces: string[]): Promise<NamespaceSnapshot[]> {
-  return Promise.all(namespaces.map((ns) => snapshotNamespace(ctr, ns)));
+/**
+ * Snapshots of all `namespaces`, taken concurrently; with `usage: false`, without what the
+ * snapshots hold (`ctr snapshot usage` walks every active snapshot: the double-check's passes
+ * need only decisions).
+ */
+export function snapshotAll(
+  ctr: Ctr,
+  namespaces: string[],
+  opts: { usage?: boolean } = {},
+): Promise<NamespaceSnapshot[]> {
+  return Promise.all(namespaces.map((ns) => snapshotNamespace(ctr, ns, opts)));
 }
 
 /** Sum of blob sizes, each digest counted once across namespaces. */

@@ -163,8 +163,11 @@ class PruneRun {
     this.warned.add(text);
   }
 
-  /** One planning pass over the selected namespaces. */
-  async pass(): Promise<Pass> {
+  /**
+   * One planning pass over the selected namespaces; with `measure` false, without measuring the
+   * snapshots again (the images keep the disk figures of the last pass that did).
+   */
+  async pass(measure = true): Promise<Pass> {
     const dbPath = join(this.opts.stateDir, USAGE_FILE);
     const db = await loadUsageDb(dbPath);
     for (const r of db.rejected) {
@@ -178,7 +181,7 @@ class PruneRun {
     };
     const { extras, warnings } = await loadExtras(this.opts.stateDir, this.opts);
     warnings.forEach((w) => this.warn(w));
-    const snaps = await snapshotAll(this.ctr, this.namespaces);
+    const snaps = await snapshotAll(this.ctr, this.namespaces, { usage: measure });
     const images: ImagePlan[] = [];
     for (const snap of snaps) {
       const plan = planNamespace(snap, db.entries, policy, extras);
@@ -186,6 +189,7 @@ class PruneRun {
       if (snap.usageError !== undefined) this.warn(snap.usageError);
       images.push(...plan.images);
     }
+    if (!measure) return { images: withDisk(images, this.disk), snaps };
     this.latest = snaps;
     this.elsewhere ??= await imagesElsewhere(
       this.ctr,
@@ -213,7 +217,9 @@ class PruneRun {
         );
       }
       await this.io.sleep(DOUBLE_CHECK_INTERVAL_MS);
-      plan = confirmPass((await this.pass()).images, prunableSet(plan), first);
+      // Only the last pass measures the snapshots again (ctr walks every active one).
+      const last = this.io.now() + DOUBLE_CHECK_INTERVAL_MS / 1000 > deadline;
+      plan = confirmPass((await this.pass(last)).images, prunableSet(plan), first);
     }
     if (this.io.stderrIsTerminal) this.io.stderr.write("\x1b[1K\r");
     return plan;
