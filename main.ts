@@ -27,19 +27,11 @@ async function run(argv: string[]): Promise<number> {
       println(io.stdout, `ctre ${VERSION}`);
       return 0;
     case "prune": {
-      const [{ join }, { readKeepFile }, { prune }] = await Promise.all([
-        import("node:path"),
-        import("./lib/state/keep_file.ts"),
-        import("./lib/prune/prune.ts"),
-      ]);
+      const { prune } = await import("./lib/prune/prune.ts");
       const opts = cmd.prune;
       // The keep files are read for every run: a repeating pruner sees their edits.
       const once = async () => {
-        const keep = [
-          ...opts.keep,
-          ...await readKeepFile(join(opts.stateDir, "keep"), true),
-          ...(cmd.keepFile === undefined ? [] : await readKeepFile(cmd.keepFile, false)),
-        ];
+        const keep = await keepPatterns(opts, cmd.keepFile);
         return await prune(ctrGateway(systemCtr(cmd.address)), { ...opts, keep }, io);
       };
       if (cmd.schedule === null) return await once();
@@ -53,6 +45,12 @@ async function run(argv: string[]): Promise<number> {
           log: (line) => println(io.stderr, line),
         }, stop)
       );
+    }
+    case "df": {
+      const { df } = await import("./lib/ops/df.ts");
+      const p = cmd.df.prune;
+      const opts = { ...cmd.df, prune: { ...p, keep: await keepPatterns(p, cmd.keepFile) } };
+      return await df(ctrGateway(systemCtr(cmd.address)), opts, cmd.json, io);
     }
     case "doctor": {
       const { diagnose, reportChecks } = await import("./lib/ops/doctor.ts");
@@ -82,6 +80,22 @@ async function run(argv: string[]): Promise<number> {
       }
     }
   }
+}
+
+/** --keep patterns, then <state-dir>/keep's, then --keep-file's. */
+async function keepPatterns(
+  opts: { keep: string[]; stateDir: string },
+  keepFile: string | undefined,
+): Promise<string[]> {
+  const [{ join }, { readKeepFile }] = await Promise.all([
+    import("node:path"),
+    import("./lib/state/keep_file.ts"),
+  ]);
+  return [
+    ...opts.keep,
+    ...await readKeepFile(join(opts.stateDir, "keep"), true),
+    ...(keepFile === undefined ? [] : await readKeepFile(keepFile, false)),
+  ];
 }
 
 /**

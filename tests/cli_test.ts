@@ -4,7 +4,7 @@
  * which must print `ctre: <text>` and the usage hint on stderr and exit 2.
  */
 import assert from "node:assert/strict";
-import { type Command, parseCommand, PRUNE_USAGE, USAGE } from "../lib/cli/cli.ts";
+import { type Command, DF_USAGE, parseCommand, PRUNE_USAGE, USAGE } from "../lib/cli/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import type { PruneOptions } from "../lib/prune/prune.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
@@ -30,10 +30,31 @@ const PRUNE: PruneOptions = {
   verbose: false,
   metrics: false,
   budget: null,
+  root: "/var/lib/containerd",
 };
 
 const prune = (over: Partial<PruneOptions> = {}, extra: Partial<Command> = {}): Command =>
   ({ kind: "prune", prune: { ...PRUNE, ...over }, schedule: null, ...extra }) as Command;
+
+/** `ctre df`: prune's selection as a dry run that never asks and cleans nothing. */
+const df = (over: Partial<PruneOptions> = {}, root = "/var/lib/containerd", json = false) => {
+  const { cleanupKubeletContainers: _k, root: _r, ...selection } = PRUNE;
+  return {
+    kind: "df",
+    df: {
+      prune: {
+        ...selection,
+        mode: "dry-run",
+        doubleCheck: 0,
+        containerCleanup: false,
+        json,
+        ...over,
+      },
+      root,
+    },
+    json,
+  } as Command;
+};
 
 const RECORD = {
   stateDir: SPOOL,
@@ -105,7 +126,10 @@ const TABLE: [string[], Command | string][] = [
   ],
   [
     ["prune", "--min-free", "15%", "--root", "/data/containerd"],
-    prune({ budget: { kind: "min-free", percent: 15, root: "/data/containerd" } }),
+    prune({
+      budget: { kind: "min-free", percent: 15, root: "/data/containerd" },
+      root: "/data/containerd",
+    }),
   ],
   [
     ["prune", "-a", "/run/k3s/containerd/containerd.sock"],
@@ -145,7 +169,8 @@ const TABLE: [string[], Command | string][] = [
     ["prune", "--max-store-size", "1GB", "--min-free", "10"],
     "Use either --max-store-size or --min-free, not both",
   ],
-  [["prune", "--root", "/x"], "--root needs --min-free"],
+  // Without --min-free, --root is the filesystem whose gain prune reports.
+  [["prune", "--root", "/x"], prune({ root: "/x" })],
   [["prune", "--every", "1h"], "--every needs --force or --dry-run (a repeating prune cannot ask)"],
   [["prune", "-f", "--jitter", "1h"], "--jitter needs --every"],
   [["prune", "-f", "--every", "0"], "--every must be more than 0"],
@@ -186,6 +211,18 @@ const TABLE: [string[], Command | string][] = [
   ],
   [["record-image-starts", "--json"], 'Unknown option "--json"'],
   // doctor and status.
+  // df: prune's selection flags, --json, --root.
+  [["df"], df()],
+  [["df", "--help"], { kind: "help", text: DF_USAGE }],
+  [["df", "--json"], df({}, "/var/lib/containerd", true)],
+  [
+    ["df", "-n", "k8s.io", "--min-age", "0", "--used-within", "1d", "--keep", "a*"],
+    df({ namespaces: ["k8s.io"], minAge: 0, usedWithin: DAY, keep: ["a*"] }),
+  ],
+  [["df", "--keep-latest", "2", "--no-content-prune"], df({ keepLatest: 2, contentPrune: false })],
+  [["df", "--root", "/data/containerd"], df({}, "/data/containerd")],
+  [["df", "--force"], 'Unknown option "--force"'],
+  [["df", "--max-store-size", "1GB"], 'Unknown option "--max-store-size"'],
   [["doctor"], { kind: "doctor", stateDir: SPOOL, json: false }],
   [["doctor", "--json", "-a", "/x.sock", "--state-dir", "/s"], {
     kind: "doctor",

@@ -155,6 +155,37 @@ for (const minor of VERSIONS) {
     assert.match((await stream.done).stderr, /Unavailable/);
     assert.deepEqual(ctr.streams, [["event"]]);
   });
+
+  Deno.test(`gateway over ctr ${minor}: snapshot usage in bytes, flags before arguments`, async () => {
+    const usage = read(`${d}/disk_snapshot_usage_b.txt`);
+    const ctr = scripted({
+      "-n k8s.io snapshot usage -b": () => ok(usage),
+      "-n moby snapshot --snapshotter native usage -b": () => ok(usage),
+    });
+    const c = ctrGateway(ctr);
+    const bytes = await c.snapshotUsage("k8s.io");
+    // Every snapshot of the capture's listing, each with its bytes (the writable layer w1 wrote
+    // 2 MiB, ext4 blocks on top).
+    const keys = read(`${d}/disk_snapshot_ls.txt`).trim().split("\n").slice(1)
+      .map((line) => line.trim().split(/\s+/)[0]);
+    assert.deepEqual([...bytes.keys()].sort(), keys.sort());
+    assert.ok([...bytes.values()].every((b) => Number.isInteger(b) && b > 0));
+    const w1 = bytes.get("w1")!;
+    assert.ok(w1 >= 2 * 1024 * 1024 && w1 < 2.2 * 1024 * 1024, `w1 holds ${w1} bytes`);
+    assert.deepEqual(await c.snapshotUsage("moby", "native"), bytes);
+    assert.deepEqual(ctr.calls.map((a) => a.join(" ")), [
+      "-n k8s.io snapshot usage -b",
+      "-n moby snapshot --snapshotter native usage -b",
+    ]);
+    // Without -b ctr rounds SIZE to one decimal of a unit: refused rather than guessed.
+    await assert.rejects(
+      () =>
+        ctrGateway(scripted({
+          "-n k8s.io snapshot usage -b": () => ok(read(`${d}/disk_snapshot_usage.txt`)),
+        })).snapshotUsage("k8s.io"),
+      ParseError,
+    );
+  });
 }
 
 Deno.test("gateway: a ctr that cannot start is a CtrError, not an exit", async () => {

@@ -13,10 +13,13 @@ import { assertKeptImagesRun } from "./support/runnable.ts";
 const DAY = 86400;
 const img = (name: string) => `docker.io/library/${name}:1`;
 
+/** What --max-store-size measures: the content store plus every snapshot's usage. */
 async function storeBytes(c: TestContainerd): Promise<number> {
   const { parseContentLs } = await import("../lib/ctr/listings.ts");
+  const { parseSnapshotUsage } = await import("../lib/ctr/snapshot_usage.ts");
   const list = parseContentLs(await c.ctrOk(["-n", "default", "content", "ls"]));
-  return list.reduce((sum, b) => sum + b.size, 0);
+  const usage = parseSnapshotUsage(await c.ctrOk(["-n", "default", "snapshot", "usage", "-b"]));
+  return list.reduce((sum, b) => sum + b.size, 0) + [...usage.values()].reduce((a, b) => a + b, 0);
 }
 
 /**
@@ -125,7 +128,10 @@ Deno.test({
       await t.step("an unreachable target is reported, not forced", async () => {
         const r = await runCtre([...common, "--max-store-size", "1kB"], opts);
         assert.equal(r.code, 0, r.stdout + r.stderr);
-        assert.match(r.stdout, /Target unreachable: .* short of content store at most/);
+        assert.match(
+          r.stdout,
+          /Target unreachable: .* short of content store and snapshots at most/,
+        );
         assert.deepEqual(await c.imageRefs("default"), [img("e"), img("f")]);
         await assertKeptImagesRun(c);
       });

@@ -1,8 +1,9 @@
 /**
  * The ctr calls lineage adds to a planning pass (lib/node/inventory.ts), on real captured listings
- * behind the scripted fake ctr: one `ctr snapshot ls` per namespace; `leases ls` only where
- * active snapshots no container claims exist; `containers info` only of containers whose name
- * disagrees with their lineage; `content get` only for chains no label gives.
+ * behind the scripted fake ctr: one `ctr snapshot ls` and one `ctr snapshot usage -b` per
+ * namespace; `leases ls` only where active snapshots no container claims exist; `containers info`
+ * only of containers whose name disagrees with their lineage; `content get` only for chains no
+ * label gives.
  */
 import assert from "node:assert/strict";
 import { snapshotNamespace } from "../lib/node/inventory.ts";
@@ -21,6 +22,10 @@ function scripted(ns: string, dir: string, files: Record<string, string>, extra 
     [`-n ${ns} container ls`]: text(`${dir}/container_ls.txt`),
     [`-n ${ns} snapshot --snapshotter overlayfs ls`]: text(`${dir}/snapshot_ls.txt`),
     [`-n ${ns} leases ls`]: text(`${dir}/leases_ls.txt`),
+    // Bytes per snapshot (another scenario's keys: only the call is checked here).
+    [`-n ${ns} snapshot --snapshotter overlayfs usage -b`]: Deno.readTextFileSync(
+      new URL("./testdata/ctr-2.1/disk_snapshot_usage_b.txt", import.meta.url),
+    ),
     ...extra,
   };
   return new FakeCtr((args) => {
@@ -29,7 +34,7 @@ function scripted(ns: string, dir: string, files: Record<string, string>, extra 
   });
 }
 
-Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)", async () => {
+Deno.test("plain containers whose names agree: two extra ctr calls (snapshot usage, ls)", async () => {
   const ctr = scripted("default", "ctr-2.1", {
     content: "content_ls_lineage.txt",
     images: "image_ls_lineage.txt",
@@ -39,9 +44,10 @@ Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)"
     "content ls",
     "image ls",
     "container ls",
+    "snapshot --snapshotter overlayfs usage -b",
     "snapshot --snapshotter overlayfs ls",
   ]);
-  assert.equal(ctr.spawned, 4, "the three listings and one for lineage");
+  assert.equal(ctr.spawned, 5, "the three listings, the snapshots' usage and one for lineage");
   const plan = planNamespace(snap, new Map(), POLICY);
   assert.deepEqual(plan.images.map((i) => [i.refs[0], i.reason]), [
     ["docker.io/library/a:1", "in-use"],
@@ -49,10 +55,11 @@ Deno.test("plain containers whose names agree: one extra ctr call (snapshot ls)"
   ]);
 });
 
-Deno.test("docker: stopped containers' snapshots make it list leases (two extra calls)", async () => {
+Deno.test("docker: stopped containers' snapshots make it list leases (three extra calls)", async () => {
   const ctr = scripted("moby", "docker-2.1", {});
   const snap = await snapshotNamespace(ctrGateway(ctr), "moby");
   assert.deepEqual(ctr.calls.slice(3).map((c) => c.slice(2).join(" ")), [
+    "snapshot --snapshotter overlayfs usage -b",
     "snapshot --snapshotter overlayfs ls",
     "leases ls",
   ]);
@@ -83,6 +90,7 @@ Deno.test("a chain no label gives is computed from the config (one content get)"
   });
   const snap = await snapshotNamespace(ctrGateway(ctr), "default");
   assert.deepEqual(ctr.calls.slice(3).map((c) => c.slice(2).join(" ")), [
+    "snapshot --snapshotter overlayfs usage -b",
     "snapshot --snapshotter overlayfs ls",
     `content get ${config}`,
   ]);

@@ -17,8 +17,9 @@ export const LAYERS: Record<string, number> = {
   node: 3,
   prune: 4,
   recorder: 4,
-  ops: 4,
-  cli: 5,
+  // ops above prune: `ctre df` reuses prune's planning pass.
+  ops: 5,
+  cli: 6,
 };
 
 async function libFiles(dir = "lib"): Promise<string[]> {

@@ -153,7 +153,15 @@ Deno.test({
       assert.equal(series.get("ctre_prune_images_pruned"), 1);
       assert.equal(series.get('ctre_prune_images_kept{reason="in-use"}'), 1);
       assert.equal(series.get("ctre_prune_success"), 1);
-      assert.ok((series.get("ctre_prune_reclaimed_bytes") ?? 0) > 0);
+      assert.ok((series.get('ctre_prune_reclaimed_bytes{kind="content"}') ?? 0) > 0);
+      // gone:1 was unpacked: its snapshot went too (by ctr snapshot usage -b).
+      assert.ok((series.get('ctre_prune_reclaimed_bytes{kind="snapshot"}') ?? 0) > 0, text);
+      // Not permitted to statfs containerd's root: no filesystem sample rather than a false 0.
+      assert.equal(series.get('ctre_prune_reclaimed_bytes{kind="filesystem"}'), undefined);
+      assert.ok(
+        (series.get('ctre_node_image_bytes{namespace="default",kind="snapshot"}') ?? 0) > 0,
+      );
+      assert.ok(series.has('ctre_node_reclaimable_bytes{namespace="default"}'), text);
       assert.ok((series.get("ctre_prune_content_store_bytes") ?? 0) > 0, text);
       assert.equal(await promtool(text), "");
 

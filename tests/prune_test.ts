@@ -113,6 +113,18 @@ Deno.test("prune() keeps an image used in any pass of the double check", async (
     assert.match(io.stdout.text, /^Nothing to prune/m);
   });
 
+  await t.step("only the first and the last pass measure the snapshots", async () => {
+    const n = node();
+    const io = new FakeIo();
+    assert.equal(await prune(n.containerd, await options({ doubleCheck: 6, json: true }), io), 0);
+    const passes = callsOf(n, "content", "ls").length;
+    // Passes at 0, 1.5, 3, 4.5 and 6 s: the first and the last measure, then once after removal.
+    assert.equal(passes, 5 + 3, "5 passes, content prune's two listings, the measurement after");
+    assert.equal(callsOf(n, "snapshot", "--snapshotter", "overlayfs", "usage").length, 2 + 1);
+    const old = json(io).images.find((i: { refs: string[] }) => i.refs[0] === img("old"));
+    assert.ok(old.snapshotBytes > 0, "the unmeasured passes keep the measured figures");
+  });
+
   await t.step("a countdown on a terminal, erased at the end", async () => {
     const n = node();
     const io = new FakeIo({ stderrIsTerminal: true });

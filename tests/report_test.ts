@@ -55,6 +55,7 @@ const PLAN: ImagePlan[] = [
     digest: digest("a"),
     refs: ["docker.io/library/app:1", "docker.io/library/app:latest"],
     size: 5 * MiB + 123,
+    disk: { contentBytes: 5 * MiB + 123, snapshotBytes: 12 * MiB, uniqueBytes: 9 * MiB + 77 },
     ageSeconds: 28 * DAY - 1800,
     ageText: "4 weeks",
     lastStart: NOW - 20 * DAY,
@@ -272,6 +273,7 @@ Deno.test("ctre --help matches golden/help.txt", async () => {
 for (
   const [command, file] of [
     ["prune", "prune_help.txt"],
+    ["df", "df_help.txt"],
     ["record-image-starts", "record_help.txt"],
     ["doctor", "doctor_help.txt"],
     ["status", "status_help.txt"],

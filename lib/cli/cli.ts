@@ -19,6 +19,7 @@ import type { Budget } from "../policy/budget.ts";
 export const DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd";
 import type { PruneOptions } from "../prune/prune.ts";
 import type { RecordOptions } from "../recorder/recorder.ts";
+import type { DfOptions } from "../ops/df.ts";
 import type { Schedule } from "../prune/schedule.ts";
 
 /** --jitter when not given; no `default` in the table, as scheduleOf must see it absent. */
@@ -139,8 +140,9 @@ const PRUNE_OPTIONS = {
     type: "string",
     arg: "SIZE",
     help: [
-      "Disk-pressure mode: only if the content store is over SIZE (e.g.",
-      "20GB), remove prunable images least recently used first until it is not",
+      "Disk-pressure mode: only if the content store plus the snapshots",
+      "(unpacked layers, writable layers) are over SIZE (e.g. 20GB), remove",
+      "prunable images least recently used first until they are not",
     ],
   },
   "min-free": {
@@ -154,7 +156,11 @@ const PRUNE_OPTIONS = {
   root: {
     type: "string",
     arg: "DIR",
-    help: [`containerd's root for --min-free (default ${DEFAULT_CONTAINERD_ROOT})`],
+    help: [
+      `containerd's root (default ${DEFAULT_CONTAINERD_ROOT}): --min-free measures its`,
+      "filesystem, and so does the disk figure of what prune freed (needs",
+      "--allow-sys=statfs --allow-read=<root>; else ctr's sizes only)",
+    ],
   },
   every: {
     type: "string",
@@ -172,7 +178,44 @@ const PRUNE_OPTIONS = {
   verbose: {
     type: "boolean",
     short: "v",
-    help: ["Also print every image with its decision and reason as a table"],
+    help: [
+      "Also print every image with its decision and reason as a table; its",
+      "UNIQUE SIZE is what removing that image alone frees on disk (blobs and",
+      "snapshots no other image or container shares)",
+    ],
+  },
+  ...COMMON,
+} as const satisfies OptionTable;
+
+/** `ctre df`: prune's selection flags (what "reclaimable" means), --json, --root. */
+const DF_OPTIONS = {
+  "min-age": PRUNE_OPTIONS["min-age"],
+  "used-within": PRUNE_OPTIONS["used-within"],
+  namespace: PRUNE_OPTIONS.namespace,
+  keep: PRUNE_OPTIONS.keep,
+  "keep-file": PRUNE_OPTIONS["keep-file"],
+  "keep-latest": PRUNE_OPTIONS["keep-latest"],
+  "pin-memory": PRUNE_OPTIONS["pin-memory"],
+  "no-content-prune": {
+    type: "boolean",
+    help: [
+      "Count what prune --no-content-prune would free (no layer blobs of",
+      "the images it keeps)",
+    ],
+  },
+  "content-prune-moby": {
+    type: "boolean",
+    help: ["Count what prune --content-prune-moby would free"],
+  },
+  json: { type: "boolean", help: ["Print one JSON document (schemas/df.schema.json)"] },
+  root: {
+    type: "string",
+    arg: "DIR",
+    default: DEFAULT_CONTAINERD_ROOT,
+    help: [
+      "containerd's root, whose filesystem is shown (default",
+      "{default}; needs --allow-sys=statfs --allow-read=<root>)",
+    ],
   },
   ...COMMON,
 } as const satisfies OptionTable;
@@ -232,6 +275,7 @@ const TOP_COLUMN = 25;
 const COMMANDS: [string, string][] = [
   ["prune", "List unused, old, not recently started images; ask; remove them"],
   ["record-image-starts", "Daemon: record when containers start and stop, for prune"],
+  ["df", "Show what images and containers hold on disk and what prune would free"],
   ["status", "Show the usage DB and when the recorder last wrote it"],
   ["doctor", "Check permissions, ctr, containerd, the state dir and the recorder"],
 ];
@@ -261,6 +305,17 @@ containers and runs "ctr content prune references" in each namespace.`,
   PRUNE_OPTIONS,
   `DURATION: 0, or a number with s, m, h, d or w: 90s, 30m, 36h, 14d, 2w.
 Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`,
+);
+
+export const DF_USAGE = commandHelp(
+  "df",
+  `Shows, per namespace and in total, what containerd holds on disk: the images' blobs
+(CONTENT) and unpacked snapshots (SNAPSHOTS), each shared layer counted once; the containers'
+writable layers (WRITABLE); content and snapshots no image nor container refers to
+(UNREFERENCED: leases of pulls, leftovers; shown, never touched); and RECLAIMABLE, what
+"ctre prune --force" with the same flags would free right now, content prune included. A
+namespace's RECLAIMABLE is what pruning it alone frees. Lists only; removes nothing.`,
+  DF_OPTIONS,
 );
 
 export const RECORD_USAGE = commandHelp(
@@ -299,6 +354,7 @@ export type Command =
     /** --every/--jitter: repeat the run; null for one run. */
     schedule: Schedule | null;
   }
+  | { kind: "df"; address?: string; df: DfOptions; json: boolean; keepFile?: string }
   | { kind: "record"; address?: string; record: RecordOptions }
   | { kind: "doctor"; address?: string; stateDir: string; json: boolean }
   | { kind: "status"; stateDir: string; json: boolean };
@@ -315,7 +371,6 @@ function budgetOf(
   if (maxStoreSize !== undefined && minFree !== undefined) {
     throw new UsageError("Use either --max-store-size or --min-free, not both");
   }
-  if (root !== undefined && minFree === undefined) throw new UsageError("--root needs --min-free");
   if (maxStoreSize !== undefined) {
     return { kind: "max-store-size", maxBytes: parseByteSize(maxStoreSize, "max-store-size") };
   }
@@ -364,6 +419,37 @@ function isOption(arg: string, table: OptionTable, name: string): boolean {
   return arg === `--${name}` || (short !== undefined && arg === `-${short}`);
 }
 
+/** `ctre df`'s options: prune's selection, as a dry run that never asks. */
+function dfCommand(args: string[]): Command {
+  const v = parseOptions(args, DF_OPTIONS);
+  if (v.help) return { kind: "help", text: DF_USAGE };
+  const prune: PruneOptions = {
+    mode: "dry-run",
+    minAge: parseDuration(v["min-age"], "min-age"),
+    usedWithin: parseDuration(v["used-within"], "used-within"),
+    doubleCheck: 0,
+    stateDir: v["state-dir"],
+    namespaces: v.namespace,
+    keep: v.keep,
+    containerCleanup: false,
+    keepLatest: count(v["keep-latest"], "keep-latest"),
+    pinMemory: parseDuration(v["pin-memory"], "pin-memory"),
+    contentPrune: !v["no-content-prune"],
+    contentPruneMoby: v["content-prune-moby"],
+    json: v.json,
+    verbose: false,
+    metrics: false,
+    budget: null,
+  };
+  return {
+    kind: "df",
+    df: { prune, root: v.root },
+    json: v.json,
+    ...optionalString("address", v.address),
+    ...(v["keep-file"] === undefined ? {} : { keepFile: v["keep-file"] }),
+  };
+}
+
 /** Parses the arguments after the program name. Throws UsageError. */
 export function parseCommand(argv: string[]): Command {
   const [command, ...rest] = argv;
@@ -397,6 +483,7 @@ export function parseCommand(argv: string[]): Command {
       verbose: v.verbose,
       metrics: v.metrics,
       budget: budgetOf(v["max-store-size"], v["min-free"], v.root),
+      root: v.root ?? DEFAULT_CONTAINERD_ROOT,
     };
     return {
       kind: "prune",
@@ -406,6 +493,7 @@ export function parseCommand(argv: string[]): Command {
       ...(v["keep-file"] === undefined ? {} : { keepFile: v["keep-file"] }),
     };
   }
+  if (command === "df") return dfCommand(rest);
   if (command === "record-image-starts") {
     const v = parseOptions(rest, RECORD_OPTIONS);
     if (v.help) return { kind: "help", text: RECORD_USAGE };

@@ -67,6 +67,12 @@ export interface LineageInput {
   containers: ContainerRow[];
   /** All snapshots of the namespace (every snapshotter in use); absent: not listed. */
   snapshots?: SnapshotRow[];
+  /** The same snapshots by snapshotter ("" when ctr's default was listed, no label naming one). */
+  snapshotsBy?: Map<string, SnapshotRow[]>;
+  /** `ctr snapshot usage -b` of each listed snapshotter: key → bytes (absent: not measured). */
+  usage?: Map<string, Map<string, number>>;
+  /** Why some snapshotter's usage could not be measured (its snapshots then count 0 bytes). */
+  usageError?: string;
   /** Why the snapshots could not all be listed (every image is then kept). */
   snapshotsError?: string;
   /** Lease IDs; absent when not listed (listed only when unclaimed active snapshots exist). */

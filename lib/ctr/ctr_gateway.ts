@@ -1,8 +1,8 @@
 /**
  * The {@linkcode Containerd} gateway over `ctr` (lib/ctr/runner.ts): each method is one ctr
- * command line and the parser of what it prints (lib/ctr/listings.ts, image_removal.ts,
- * events.ts). Shapes of every ctr version from 1.6 to 2.x: shared docs ctr-output.md and the
- * captured fixtures in tests/testdata/ctr-*.
+ * command line and the parser of what it prints (lib/ctr/listings.ts, snapshot_usage.ts,
+ * image_removal.ts, events.ts). Shapes of every ctr version from 1.6 to 2.x: shared docs
+ * ctr-output.md and the captured fixtures in tests/testdata/ctr-*.
  *
  * @module
  */
@@ -18,6 +18,7 @@ import {
   parseSnapshotLs,
   parseTaskLs,
 } from "./listings.ts";
+import { parseSnapshotUsage } from "./snapshot_usage.ts";
 import { readRemoval } from "./image_removal.ts";
 import { readEventLine } from "./events.ts";
 import type {
@@ -56,6 +57,17 @@ function listingsOver(ctr: Ctr): ContainerdListings {
     listSnapshots: async (ns, snapshotter) =>
       parseSnapshotLs(
         await inNs(ns, ["snapshot", ...(snapshotter ? ["--snapshotter", snapshotter] : []), "ls"]),
+      ),
+    // -b: bytes (without it SIZE is rounded to one decimal of a binary unit). Flags before the
+    // subcommand's arguments: ctr 2.x stops reading flags at the first argument.
+    snapshotUsage: async (ns, snapshotter) =>
+      parseSnapshotUsage(
+        await inNs(ns, [
+          "snapshot",
+          ...(snapshotter ? ["--snapshotter", snapshotter] : []),
+          "usage",
+          "-b",
+        ]),
       ),
     listLeases: async (ns) => parseLeaseIds(await inNs(ns, ["leases", "ls"])),
     getContent: (ns, digest) => inNs(ns, ["content", "get", digest]),

@@ -42,6 +42,12 @@ export interface ContainerdListings {
   containerInfo(ns: string, id: string): Promise<ContainerInfo>;
   /** The snapshots of `snapshotter` in `ns` (containerd's default one when not named). */
   listSnapshots(ns: string, snapshotter?: string): Promise<SnapshotRow[]>;
+  /**
+   * What each snapshot of `snapshotter` in `ns` (containerd's default one when not named) holds
+   * on disk: snapshot key → bytes. containerd stores a committed snapshot's usage when it is
+   * committed and walks only active ones (a container's writable layer).
+   */
+  snapshotUsage(ns: string, snapshotter?: string): Promise<Map<string, number>>;
   /** The IDs of the leases of `ns`. */
   listLeases(ns: string): Promise<string[]>;
   /** The bytes of content blob `digest`, as text (manifests and configs are JSON). */

@@ -20,6 +20,7 @@ import {
   resolveUsers,
   snapshottersOf,
 } from "../policy/lineage.ts";
+import type { DiskInput } from "../policy/disk.ts";
 import type {
   ContainerInfo,
   ContentBlob,
@@ -33,12 +34,13 @@ const LINEAGE_CONCURRENCY = 4;
 export async function snapshotNamespace(
   containerd: Containerd,
   ns: string,
+  opts: { usage?: boolean } = {},
 ): Promise<NamespaceSnapshot> {
   const content = await contentByDigest(containerd, ns);
   const images = await containerd.listImages(ns);
   const containers = await containerd.listContainers(ns);
   const snap: NamespaceSnapshot = { ns, images, content, containers };
-  if (images.length > 0) await addLineage(containerd, snap);
+  if (images.length > 0) await addLineage(containerd, snap, opts.usage ?? true);
   return snap;
 }
 
@@ -51,37 +53,75 @@ async function contentByDigest(
   return new Map(blobs.map((b) => [b.digest, b]));
 }
 
+/** What {@linkcode listSnapshots} found. */
+interface Listed {
+  snapshots: SnapshotRow[];
+  errors: string[];
+  bySnapshotter: Map<string, SnapshotRow[]>;
+  usage: Map<string, Map<string, number>>;
+  usageErrors: string[];
+}
+
 /**
- * The snapshots of each of `snapshotters` in `ns`, or of containerd's default one when none is
- * named (its failure throws). A named snapshotter whose listing fails gives a line in `errors`.
+ * The snapshots of each of `snapshotters` in `ns`, or of containerd's default one ("") when none
+ * is named (its failure throws); with `usage`, also what each holds (`ctr snapshot usage -b`), at
+ * the same time (one more process per snapshotter). A named snapshotter whose listing fails gives
+ * a line in `errors`; a usage that fails, one in `usageErrors` (its snapshots then count 0 bytes).
  */
 async function listSnapshots(
   containerd: Containerd,
   ns: string,
   snapshotters: string[],
-): Promise<{ snapshots: SnapshotRow[]; errors: string[] }> {
+  usage: boolean,
+): Promise<Listed> {
+  const out: Listed = {
+    snapshots: [],
+    errors: [],
+    bySnapshotter: new Map(),
+    usage: new Map(),
+    usageErrors: [],
+  };
+  const one = async (s: string) => {
+    const measured = !usage ? undefined : containerd.snapshotUsage(ns, s || undefined).then(
+      (u) => void out.usage.set(s, u),
+      (e) =>
+        void out.usageErrors.push(
+          `ctr snapshot usage of ${s || "the default"} failed: ${errorText(e)}`,
+        ),
+    );
+    try {
+      const rows = await containerd.listSnapshots(ns, s || undefined);
+      out.bySnapshotter.set(s, rows);
+      out.snapshots.push(...rows);
+    } finally {
+      await measured;
+    }
+  };
   if (snapshotters.length === 0) {
-    return { snapshots: await containerd.listSnapshots(ns), errors: [] };
+    await one("");
+    return out;
   }
-  const snapshots: SnapshotRow[] = [];
-  const errors: string[] = [];
   for (const s of snapshotters) {
     try {
-      snapshots.push(...await containerd.listSnapshots(ns, s));
+      await one(s);
     } catch (e) {
-      errors.push(`ctr snapshot ls of snapshotter ${s} failed: ${errorText(e)}`);
+      out.errors.push(`ctr snapshot ls of snapshotter ${s} failed: ${errorText(e)}`);
     }
   }
-  return { snapshots, errors };
+  return out;
 }
 
 /** Lists what {@linkcode resolveUsers} needs beyond the three listings. */
-async function addLineage(containerd: Containerd, snap: NamespaceSnapshot): Promise<void> {
+async function addLineage(
+  containerd: Containerd,
+  snap: NamespaceSnapshot,
+  usage: boolean,
+): Promise<void> {
   const ns = snap.ns;
   // Snapshots after containers: a container created meanwhile shows as an unclaimed snapshot.
-  const { snapshots, errors } = await listSnapshots(containerd, ns, snapshottersOf(snap.content));
-  snap.snapshots = snapshots;
-  if (errors.length > 0) snap.snapshotsError = errors.join("; ");
+  const listed = await listSnapshots(containerd, ns, snapshottersOf(snap.content), usage);
+  keepListed(snap, listed);
+  if (listed.errors.length > 0) snap.snapshotsError = listed.errors.join("; ");
   const labels = chainsFromLabels(snap.images.map((i) => i.digest), snap.content);
   snap.chains = labels.chains;
   snap.configs = labels.configs;
@@ -165,12 +205,17 @@ async function infosOf(
   return infos;
 }
 
-/** Snapshots of all `namespaces`, taken concurrently. */
+/**
+ * Snapshots of all `namespaces`, taken concurrently; with `usage: false`, without what the
+ * snapshots hold (`ctr snapshot usage` walks every active snapshot: the double-check's passes
+ * need only decisions).
+ */
 export function snapshotAll(
   containerd: Containerd,
   namespaces: string[],
+  opts: { usage?: boolean } = {},
 ): Promise<NamespaceSnapshot[]> {
-  return Promise.all(namespaces.map((ns) => snapshotNamespace(containerd, ns)));
+  return Promise.all(namespaces.map((ns) => snapshotNamespace(containerd, ns, opts)));
 }
 
 /** Sum of blob sizes, each digest counted once across namespaces. */
@@ -207,11 +252,65 @@ export async function refsOfContainerSnapshot(
 ): Promise<string[]> {
   const content = await contentByDigest(containerd, ns);
   const images = await containerd.listImages(ns);
-  const { snapshots, errors } = await listSnapshots(containerd, ns, snapshottersOf(content));
+  const { snapshots, errors } = await listSnapshots(containerd, ns, snapshottersOf(content), false);
   if (errors.length > 0) throw new Error(errors.join("; "));
   // Snapshots seen in events first: a `docker run --rm` may be gone before we list.
   const rows = new Map(seen.map((s) => [s.key, s]));
   for (const s of snapshots) rows.set(s.key, s);
   const { chains } = chainsFromLabels(images.map((i) => i.digest), content);
   return refsOfSnapshot(id, [...rows.values()], images, chains);
+}
+
+/** Keeps in `snap` the snapshots `listed` found and what they hold. */
+function keepListed(snap: NamespaceSnapshot, listed: Listed): void {
+  snap.snapshots = listed.snapshots;
+  snap.snapshotsBy = listed.bySnapshotter;
+  snap.usage = listed.usage;
+  if (listed.usageErrors.length > 0) snap.usageError = listed.usageErrors.join("; ");
+}
+
+/**
+ * Lists the snapshots and their usage of a namespace the planning pass did not (it has no
+ * images), so its containers' writable layers and leftovers are measured too.
+ */
+export async function addDiskUsage(containerd: Containerd, snap: NamespaceSnapshot): Promise<void> {
+  if (snap.snapshotsBy !== undefined) return;
+  keepListed(snap, await listSnapshots(containerd, snap.ns, snapshottersOf(snap.content), true));
+}
+
+/**
+ * What containerd holds over `namespaces`, for --max-store-size: the content store (each digest
+ * once) plus every snapshot's usage (one `ctr snapshot usage -b` per namespace and snapshotter).
+ */
+export async function measureStore(containerd: Containerd, namespaces: string[]): Promise<number> {
+  const per = await Promise.all(namespaces.map(async (ns) => {
+    const content = await contentByDigest(containerd, ns);
+    const named = snapshottersOf(content);
+    const usages = await Promise.all(
+      (named.length > 0 ? named : [undefined]).map((s) => containerd.snapshotUsage(ns, s)),
+    );
+    let snapshots = 0;
+    for (const u of usages) for (const b of u.values()) snapshots += b;
+    return { content, snapshots };
+  }));
+  return contentBytes(per) + per.reduce((sum, p) => sum + p.snapshots, 0);
+}
+
+/**
+ * The images and blobs of namespaces prune does not look at (`-n` left them out): they still
+ * hold the blobs they share with the selected ones, which therefore do not go. Two ctr calls per
+ * namespace; no snapshots (those belong to one namespace) and no containers.
+ */
+export async function imagesElsewhere(
+  containerd: Containerd,
+  namespaces: string[],
+): Promise<DiskInput[]> {
+  return await Promise.all(namespaces.map(async (ns) => ({
+    ns,
+    content: await contentByDigest(containerd, ns),
+    images: await containerd.listImages(ns),
+    snapshots: new Map(),
+    usage: new Map(),
+    containers: [],
+  })));
 }

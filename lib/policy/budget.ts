@@ -1,5 +1,5 @@
 /**
- * Disk-pressure mode: when the content store is over a size budget (--max-store-size) or the
+ * Disk-pressure mode: when content and snapshots are over a size budget (--max-store-size) or the
  * filesystem holding containerd's root has too little free space (--min-free), remove prunable
  * images least recently used first until the target is met. Only images the plan already
  * allows to go are candidates: no safety rule is given up. The arithmetic, pure; what measures the
@@ -31,25 +31,42 @@ export function lruOrder(images: ImagePlan[]): ImagePlan[] {
   );
 }
 
-/** The shortest LRU prefix of `ordered` whose sizes add up to at least `overBytes`. */
-export function takeUntil(ordered: ImagePlan[], overBytes: number): ImagePlan[] {
+/**
+ * What removing an image frees, called once per image in LRU order (lib/policy/disk.ts
+ * `reclaimer`: a layer shared by several candidates counts with the last of them to go).
+ */
+export type Estimate = (p: ImagePlan) => number;
+
+/** Without a disk measurement: what the image holds alone, else its `ctr image ls` size. */
+export const uniqueOrSize: Estimate = (p) => p.disk?.uniqueBytes ?? p.size;
+
+/** The shortest LRU prefix of `ordered` whose estimates add up to at least `overBytes`. */
+export function takeUntil(
+  ordered: ImagePlan[],
+  overBytes: number,
+  estimate: Estimate = uniqueOrSize,
+): ImagePlan[] {
   const out: ImagePlan[] = [];
   let sum = 0;
   for (const p of ordered) {
     if (sum >= overBytes) break;
     out.push(p);
-    sum += p.size;
+    sum += estimate(p);
   }
   return out;
 }
 
 /**
  * Ranks the prunable images least recently used first and keeps, as within-budget, those the
- * estimate (image sizes) says need not go to remove `overBytes`.
+ * estimate (what each frees on disk) says need not go to remove `overBytes`.
  */
-export function applyBudget(plan: ImagePlan[], overBytes: number): ImagePlan[] {
+export function applyBudget(
+  plan: ImagePlan[],
+  overBytes: number,
+  estimate: Estimate = uniqueOrSize,
+): ImagePlan[] {
   const ordered = lruOrder(plan.filter((p) => p.decision === "prune"));
-  const needed = new Set(overBytes > 0 ? takeUntil(ordered, overBytes) : []);
+  const needed = new Set(overBytes > 0 ? takeUntil(ordered, overBytes, estimate) : []);
   const rank = new Map(ordered.map((p, i) => [p, i + 1]));
   return plan.map((p) => {
     const r = rank.get(p);
@@ -79,8 +96,13 @@ export function budgetCandidates(
  * of freed bytes to image sizes is unknown, else the shortest prefix whose sizes, scaled by the
  * ratio, cover it.
  */
-export function nextBatch(left: ImagePlan[], overBytes: number, ratio: number | null): ImagePlan[] {
-  return ratio === null ? left.slice(0, 1) : takeUntil(left, overBytes / ratio);
+export function nextBatch(
+  left: ImagePlan[],
+  overBytes: number,
+  ratio: number | null,
+  estimate: Estimate = uniqueOrSize,
+): ImagePlan[] {
+  return ratio === null ? left.slice(0, 1) : takeUntil(left, overBytes / ratio, estimate);
 }
 
 /**
@@ -93,6 +115,6 @@ export function updateRatio(
   freed: number,
   ratio: number | null,
 ): number | null {
-  const estimated = batch.reduce((sum, p) => sum + p.size, 0);
+  const estimated = batch.reduce((sum, p) => sum + uniqueOrSize(p), 0);
   return estimated > 0 ? Math.max(1, freed / estimated) : ratio;
 }

@@ -35,3 +35,16 @@ export function contentPrunePlan(
   }
   return out;
 }
+
+/**
+ * Whether prune's content prune runs in a namespace of `namespaces` (lib/policy/disk.ts counts
+ * the layer blobs it frees there), or null when content prune is off.
+ */
+export function contentPruneRuns(
+  namespaces: readonly string[],
+  opts: { contentPrune: boolean; contentPruneMoby?: boolean },
+): ((ns: string) => boolean) | null {
+  if (!opts.contentPrune) return null;
+  const scope = contentPrunePlan(namespaces, { contentPruneMoby: opts.contentPruneMoby ?? false });
+  return (ns) => scope.prune.includes(ns);
+}

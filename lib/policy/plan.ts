@@ -6,6 +6,7 @@
  * @module
  */
 import type { ImageRow, NamespaceSnapshot } from "../core/containerd.ts";
+import type { ImageDisk } from "./disk.ts";
 import { newestPerRepository } from "./keep_latest.ts";
 import { type PinEntry, rememberedSince } from "../state/pin_memory.ts";
 import { lastPullOf } from "../state/pull_db.ts";
@@ -56,6 +57,8 @@ export interface ImagePlan {
   lastPull?: number | null;
   /** For pinned by pin memory (label gone): when ctre first saw it pinned. */
   pinnedRememberedSince?: number;
+  /** Its bytes on disk (lib/policy/disk.ts); absent when not measured. */
+  disk?: ImageDisk;
   /** Disk-pressure mode: 1 = least recently used of the prunable images. */
   lruRank?: number;
   /** Disk-pressure mode: whether the budget needed this image to go (by estimate). */

@@ -6,7 +6,7 @@
  */
 import type { Containerd } from "../ctr/gateway.ts";
 import { formatBytes } from "../core/units.ts";
-import { measureContent } from "../node/inventory.ts";
+import { measureStore } from "../node/inventory.ts";
 import type { Budget } from "../policy/budget.ts";
 
 /** What a budget measures: how many bytes must still go (≤ 0: the target is met). */
@@ -16,16 +16,19 @@ export interface Gauge {
   /** The target, for messages: `content store ≤ 20.0 GiB`. */
   readonly target: string;
   /**
-   * Whether image sizes predict what a removal frees. True for the content store; false for free
-   * space, where unpacked snapshots count too: there the first batch is one image, to learn the
-   * ratio.
+   * Whether the estimates (lib/policy/disk.ts) predict what a removal frees. True for content
+   * and snapshots; false for free space, which other files share: there the first batch is one
+   * image, to learn the ratio.
    */
   readonly sizesPredict: boolean;
 }
 
-/** Size of the content store: the content of every namespace, each digest once. */
+/**
+ * What containerd holds: the content store (`ctr content ls` of every namespace, each digest
+ * once) plus the snapshots (`ctr snapshot usage -b`), the unpacked copies and writable layers.
+ */
 export async function storeBytes(containerd: Containerd): Promise<number> {
-  return measureContent(containerd, await containerd.namespaces());
+  return measureStore(containerd, await containerd.namespaces());
 }
 
 /** Free space of the filesystem holding `root`. Needs --allow-sys=statfs and --allow-read=root. */
@@ -54,7 +57,7 @@ export async function freeSpace(root: string): Promise<{ free: number; total: nu
 export function gaugeOf(budget: Budget, containerd: Containerd): Gauge {
   if (budget.kind === "max-store-size") {
     return {
-      target: `content store at most ${formatBytes(budget.maxBytes)}`,
+      target: `content store and snapshots at most ${formatBytes(budget.maxBytes)}`,
       sizesPredict: true,
       over: async () => (await storeBytes(containerd)) - budget.maxBytes,
     };

@@ -8,6 +8,59 @@ import type { Family } from "../state/metrics_file.ts";
 import type { ImagePlan, Reason } from "../policy/plan.ts";
 import type { PruneOutcome } from "./report.ts";
 
+/** What the namespaces held on disk at the last pass, and what prune could free in each. */
+export interface NodeDisk {
+  namespaces: Map<string, { content: number; snapshot: number; writable: number }>;
+  reclaimable: Map<string, number>;
+}
+
+/**
+ * `ctre_prune_reclaimed_bytes{kind}`: what the last prune freed, measured: the content store and
+ * the snapshots by ctr's sizes, the filesystem by statfs (only where the build may measure it).
+ */
+function reclaimedFamily(outcome: PruneOutcome | null): Family {
+  const disk = outcome?.disk;
+  const samples = [
+    { labels: { kind: "content" }, value: outcome?.reclaimedBytes ?? 0 },
+    { labels: { kind: "snapshot" }, value: disk?.measured.snapshotBytes ?? 0 },
+    ...(disk?.filesystemBytes == null
+      ? []
+      : [{ labels: { kind: "filesystem" }, value: disk.filesystemBytes }]),
+  ];
+  return {
+    name: "ctre_prune_reclaimed_bytes",
+    help: "Bytes the last prune freed on disk (measured), by kind: content, snapshot, filesystem.",
+    type: "gauge",
+    samples,
+  };
+}
+
+/** `ctre_node_image_bytes{namespace,kind}` and `ctre_node_reclaimable_bytes{namespace}`. */
+function nodeFamilies(node: NodeDisk | null): Family[] {
+  if (node === null) return [];
+  const kinds = ["content", "snapshot", "writable"] as const;
+  return [
+    {
+      name: "ctre_node_image_bytes",
+      help: "Bytes on disk per namespace at the last prune's planning pass: images' content " +
+        "and snapshots (shared layers once), containers' writable layers.",
+      type: "gauge",
+      samples: [...node.namespaces].flatMap(([namespace, b]) =>
+        kinds.map((kind) => ({ labels: { namespace, kind }, value: b[kind] }))
+      ),
+    },
+    {
+      name: "ctre_node_reclaimable_bytes",
+      help: "Bytes a forced prune with the same flags could free per namespace (planning pass).",
+      type: "gauge",
+      samples: [...node.reclaimable].map(([namespace, value]) => ({
+        labels: { namespace },
+        value,
+      })),
+    },
+  ];
+}
+
 const KEEP_REASONS: Reason[] = [
   "in-use",
   "pinned",
@@ -26,6 +79,7 @@ export function pruneFamilies(
   durationSeconds: number,
   now: number,
   exitCode: number,
+  node: NodeDisk | null = null,
 ): Family[] {
   const gauge = (name: string, help: string, value: number): Family => ({
     name,
@@ -42,11 +96,7 @@ export function pruneFamilies(
       "Images removed by the last prune.",
       outcome?.removedImages ?? 0,
     ),
-    gauge(
-      "ctre_prune_reclaimed_bytes",
-      "Bytes the content store shrank by in the last prune (measured).",
-      outcome?.reclaimedBytes ?? 0,
-    ),
+    reclaimedFamily(outcome),
     gauge(
       "ctre_prune_removal_failures",
       "Image refs the last prune failed to remove.",
@@ -60,6 +110,7 @@ export function pruneFamilies(
         outcome.contentBytesAfter,
       ),
     ]),
+    ...nodeFamilies(node),
     {
       name: "ctre_prune_images_kept",
       help: "Images kept by the last prune, by reason.",

@@ -12,6 +12,7 @@
 import type { Containerd } from "../ctr/gateway.ts";
 import { errorText } from "../core/errors.ts";
 import { contentBytes } from "../node/inventory.ts";
+import type { NamespaceSnapshot } from "../core/containerd.ts";
 import { type Io, println } from "../core/io.ts";
 import { acquireLock } from "../state/lock.ts";
 import { DEFAULT_PIN_MEMORY, type ImagePlan } from "../policy/plan.ts";
@@ -21,11 +22,17 @@ import { gaugeOf } from "./gauge.ts";
 import { writeMetrics } from "../state/metrics_file.ts";
 import { cleanContainers, cleanContent, measureAfter } from "./after_removal.ts";
 import { pruneFamilies } from "./metric_families.ts";
+import { type Bytes, type DiskInput, reclaimable } from "../policy/disk.ts";
+import { contentPruneRuns } from "../policy/content_scope.ts";
+import { diskAfter, diskBefore, diskLines, nodeDiskOf } from "./disk_outcome.ts";
 import { planDocument, planTable, type PruneOutcome } from "./report.ts";
 import { type PruneOptions, PruneRun } from "./prune_run.ts";
 import { budgetPlan, removeBatch, removeToBudget } from "./prune_removal.ts";
 
 export { DOUBLE_CHECK_INTERVAL_MS, type PruneOptions } from "./prune_run.ts";
+
+/** containerd's root when --root is not given (the filesystem prune measures). */
+const DEFAULT_ROOT = "/var/lib/containerd";
 
 /** An outcome before anything was removed: the store is as measured. */
 function emptyOutcome(bytes: number): PruneOutcome {
@@ -80,7 +87,9 @@ async function report(
 ): Promise<number> {
   const { opts, io } = run;
   if (opts.metrics && opts.mode !== "dry-run") {
-    const families = pruneFamilies(plan, outcome, io.now() - run.started, io.now(), code);
+    const contentPrune = contentPruneRuns(run.namespaces, opts);
+    const node = nodeDiskOf(run.disk, plan, run.namespaces, contentPrune);
+    const families = pruneFamilies(plan, outcome, io.now() - run.started, io.now(), code, node);
     try {
       await writeMetrics(opts.stateDir, "ctre_prune_", families);
     } catch (e) {
@@ -129,15 +138,33 @@ export async function prune(
   }
 }
 
+/** One planning pass now, as `ctre prune` with `opts` makes it (no double check, no lock). */
+export interface PlanNow {
+  images: ImagePlan[];
+  snaps: NamespaceSnapshot[];
+  /** The selected namespaces that exist. */
+  namespaces: string[];
+  /** The images and blobs of the namespaces left out (they hold shared blobs). */
+  elsewhere: DiskInput[];
+}
+
+/** One planning pass of `ctre prune` with `opts`, without removing anything: for `ctre df`. */
+export async function planNow(
+  containerd: Containerd,
+  opts: PruneOptions,
+  io: Io,
+): Promise<PlanNow> {
+  const run = await PruneRun.start(containerd, { ...opts, json: true }, io);
+  const { images, snaps } = await run.pass();
+  return { images, snaps, namespaces: run.namespaces, elsewhere: run.elsewhere ?? [] };
+}
+
 /** Images of namespaces left out by --namespace, for the report only. */
-async function excludedImages(run: PruneRun): Promise<ImagePlan[]> {
+function excludedImages(run: PruneRun): ImagePlan[] {
   if (!run.opts.verbose && !run.opts.json) return [];
-  const namespaces = run.all.filter((ns) => !run.namespaces.includes(ns));
-  const lists = await Promise.all(
-    namespaces.map(async (ns) => ({ ns, rows: await run.containerd.listImages(ns) })),
-  );
+  // The pass listed them already, for the blobs they share.
   const out: ImagePlan[] = [];
-  for (const { ns, rows } of lists) {
+  for (const { ns, images: rows } of run.elsewhere ?? []) {
     const byDigest = new Map<string, typeof rows>();
     for (const r of rows) byDigest.set(r.digest, [...(byDigest.get(r.digest) ?? []), r]);
     for (const [digest, group] of byDigest) {
@@ -164,7 +191,7 @@ async function pruneLocked(containerd: Containerd, opts: PruneOptions, io: Io): 
   let plan = await run.settle();
   const gauge = opts.budget === null ? null : gaugeOf(opts.budget, containerd);
   if (gauge) plan = await budgetPlan(run, plan, gauge);
-  const excluded = await excludedImages(run);
+  const excluded = excludedImages(run);
   if (opts.verbose) planTable([...plan, ...excluded]).forEach((line) => run.say(line));
   const shown = plan.filter((p) => p.decision === "prune");
   if (shown.length === 0) {
@@ -178,19 +205,42 @@ async function pruneLocked(containerd: Containerd, opts: PruneOptions, io: Io): 
   if (opts.mode === "ask") plan = await recheckAfterAnswer(run, plan);
   const outcome = emptyOutcome(contentBytes(run.latest));
   outcome.contentBytesAfter = null;
+  const root = opts.root ?? DEFAULT_ROOT;
+  const predicted = predict(run, plan.filter((p) => p.decision === "prune"));
+  const before = await diskBefore(run.latest, root);
   let tried = plan.filter((p) => p.decision === "prune").length;
   if (gauge) {
     const candidates = budgetCandidates(plan, opts.mode);
     ({ tried, plan } = await removeToBudget(run, gauge, candidates, plan, outcome));
   } else {
-    await removeBatch(run, plan.filter((p) => p.decision === "prune"), outcome, false);
+    // Content prune ends with a synchronous GC; without it, --sync makes each removal wait for
+    // one, so what the run freed is gone before it is measured.
+    const gcLater = contentPruneRuns(run.namespaces, opts);
+    const sync = gcLater === null || !run.namespaces.some(gcLater);
+    await removeBatch(run, plan.filter((p) => p.decision === "prune"), outcome, sync);
   }
   const failedText = outcome.failed.length ? `, ${outcome.failed.length} refs failed` : "";
   run.say(`Removed ${outcome.removedImages} of ${tried} images${failedText}`);
   await cleanUp(run, outcome);
+  const reclaimed = outcome.contentBytesAfter === null ? null : outcome.reclaimedBytes;
+  outcome.disk = await diskAfter(
+    containerd,
+    run.latest,
+    root,
+    before,
+    predicted,
+    reclaimed,
+    run.lines.error,
+  );
+  diskLines(outcome.disk).forEach((l) => run.say(l));
   const failed = outcome.failed.length + (outcome.containers?.errors.length ?? 0) +
     (outcome.content?.filter((c) => c.error !== null).length ?? 0);
   return await report(run, plan, excluded, outcome, failed ? 1 : 0);
+}
+
+/** What removing `images` frees on disk, as the latest measuring pass saw it. */
+function predict(run: PruneRun, images: ImagePlan[]): Bytes {
+  return reclaimable(run.disk, images, contentPruneRuns(run.namespaces, run.opts)).total;
 }
 
 /** After a removal: containers, content, and the measurement of what the run freed. */

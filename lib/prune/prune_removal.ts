@@ -7,12 +7,19 @@
 import { println } from "../core/io.ts";
 import type { ImagePlan } from "../policy/plan.ts";
 import { recheckCandidates } from "../policy/recheck.ts";
-import { applyBudget, lruOrder, nextBatch, updateRatio } from "../policy/budget.ts";
+import { applyBudget, type Estimate, lruOrder, nextBatch, updateRatio } from "../policy/budget.ts";
+import { reclaimer } from "../policy/disk.ts";
 import { formatBytes } from "../core/units.ts";
 import type { Gauge } from "./gauge.ts";
 import { type RemovalOutcome, removeImages } from "./removal.ts";
 import type { PruneOutcome } from "./report.ts";
 import type { PruneRun } from "./prune_run.ts";
+
+/** What each image frees on disk, taken one by one in LRU order (the latest measuring pass). */
+function estimate(run: PruneRun): Estimate {
+  const take = reclaimer(run.disk);
+  return (p) => take(p.ns, p.digest);
+}
 
 /** Disk-pressure mode: how far over the target, and which images the budget needs. */
 export async function budgetPlan(
@@ -26,7 +33,7 @@ export async function budgetPlan(
       ? `Over budget by ${formatBytes(over)} (${gauge.target}): least recently used go first`
       : `Within budget (${gauge.target}): nothing needs to go`,
   );
-  return applyBudget(plan, over);
+  return applyBudget(plan, over, estimate(run));
 }
 
 /** Prints and records what one namespace's removal did to `images` (its planned images). */
@@ -129,7 +136,7 @@ export async function removeToBudget(
       left = check.still;
       if (left.length === 0) break;
     }
-    const batch = nextBatch(left, over, ratio);
+    const batch = nextBatch(left, over, ratio, estimate(run));
     left = left.slice(batch.length);
     tried += batch.length;
     await removeBatch(run, batch, outcome, true);

@@ -8,12 +8,19 @@
 import { join } from "node:path";
 import type { Containerd } from "../ctr/gateway.ts";
 import { errorText } from "../core/errors.ts";
-import { snapshotAll } from "../node/inventory.ts";
+import { imagesElsewhere, snapshotAll } from "../node/inventory.ts";
 import type { NamespaceSnapshot } from "../core/containerd.ts";
 import { type Io, println, type Writer } from "../core/io.ts";
 import { type ImagePlan, planNamespace, prunableSet } from "../policy/plan.ts";
 import { confirmPass } from "../policy/recheck.ts";
 import type { Budget } from "../policy/budget.ts";
+import {
+  type DiskInput,
+  diskInputOf,
+  type DiskModel,
+  diskModel,
+  imageDisk,
+} from "../policy/disk.ts";
 import type { Lines } from "./after_removal.ts";
 import { loadUsageDb, USAGE_FILE } from "../state/usage_db.ts";
 import { loadExtras, rememberPins } from "./plan_inputs.ts";
@@ -46,6 +53,8 @@ export interface PruneOptions {
   metrics: boolean;
   /** Disk-pressure mode, or null to prune everything the policy allows. */
   budget: Budget | null;
+  /** containerd's root: statfs of its filesystem says what a forced run freed (if permitted). */
+  root?: string;
 }
 
 export const DOUBLE_CHECK_INTERVAL_MS = 1500;
@@ -64,6 +73,10 @@ export class PruneRun {
   readonly started: number;
   /** The latest pass's snapshots: the content store right before removal. */
   latest: NamespaceSnapshot[] = [];
+  /** Namespaces left out by -n: listed once, for the blobs they share (lib/policy/disk.ts). */
+  elsewhere: DiskInput[] | undefined;
+  /** What the latest measuring pass's images hold on disk. */
+  disk: DiskModel = diskModel([]);
 
   constructor(
     readonly containerd: Containerd,
@@ -104,8 +117,11 @@ export class PruneRun {
     return { say: (t) => this.say(t), error: (t) => println(this.io.stderr, t) };
   }
 
-  /** One planning pass over the selected namespaces. */
-  async pass(): Promise<Pass> {
+  /**
+   * One planning pass over the selected namespaces; with `measure` false, without measuring the
+   * snapshots again (the images keep the disk figures of the last pass that did).
+   */
+  async pass(measure = true): Promise<Pass> {
     const dbPath = join(this.opts.stateDir, USAGE_FILE);
     const db = await loadUsageDb(dbPath);
     for (const r of db.rejected) {
@@ -119,15 +135,22 @@ export class PruneRun {
     };
     const { extras, warnings } = await loadExtras(this.opts.stateDir, this.opts);
     warnings.forEach((w) => this.warn(w));
-    const snaps = await snapshotAll(this.containerd, this.namespaces);
+    const snaps = await snapshotAll(this.containerd, this.namespaces, { usage: measure });
     const images: ImagePlan[] = [];
     for (const snap of snaps) {
       const plan = planNamespace(snap, db.entries, policy, extras);
       plan.warnings.forEach((w) => this.warn(w));
+      if (snap.usageError !== undefined) this.warn(snap.usageError);
       images.push(...plan.images);
     }
+    if (!measure) return { images: withDisk(images, this.disk), snaps };
     this.latest = snaps;
-    return { images, snaps };
+    this.elsewhere ??= await imagesElsewhere(
+      this.containerd,
+      this.all.filter((ns) => !this.namespaces.includes(ns)),
+    );
+    this.disk = diskModel([...snaps.map(diskInputOf), ...this.elsewhere]);
+    return { images: withDisk(images, this.disk), snaps };
   }
 
   /**
@@ -136,7 +159,7 @@ export class PruneRun {
    */
   async settle(): Promise<ImagePlan[]> {
     const firstPass = await this.pass();
-    await this.#rememberPins(firstPass.snaps);
+    await rememberSeenPins(this, firstPass.snaps);
     let plan = firstPass.images;
     const first = new Set(prunableSet(plan).keys());
     const deadline = this.io.now() + this.opts.doubleCheck;
@@ -148,19 +171,29 @@ export class PruneRun {
         );
       }
       await this.io.sleep(DOUBLE_CHECK_INTERVAL_MS);
-      plan = confirmPass((await this.pass()).images, prunableSet(plan), first);
+      // Only the last pass measures the snapshots again (ctr walks every active one).
+      const last = this.io.now() + DOUBLE_CHECK_INTERVAL_MS / 1000 > deadline;
+      plan = confirmPass((await this.pass(last)).images, prunableSet(plan), first);
     }
     if (this.io.stderrIsTerminal) this.io.stderr.write("\x1b[1K\r");
     return plan;
   }
+}
 
-  /** Pins seen now protect for --pin-memory after their label is gone (not in a dry run). */
-  async #rememberPins(snaps: NamespaceSnapshot[]): Promise<void> {
-    if (this.opts.mode === "dry-run") return;
-    try {
-      await rememberPins(this.opts.stateDir, snaps, this.io.now(), this.opts.pinMemory);
-    } catch (e) {
-      this.warn(`Cannot remember pinned images: ${errorText(e)}`);
-    }
+/** Pins seen now protect for --pin-memory after their label is gone (not in a dry run). */
+async function rememberSeenPins(run: PruneRun, snaps: NamespaceSnapshot[]): Promise<void> {
+  if (run.opts.mode === "dry-run") return;
+  try {
+    await rememberPins(run.opts.stateDir, snaps, run.io.now(), run.opts.pinMemory);
+  } catch (e) {
+    run.warn(`Cannot remember pinned images: ${errorText(e)}`);
   }
+}
+
+/** `images` with their bytes on disk, as `model` measured them. */
+function withDisk(images: ImagePlan[], model: DiskModel): ImagePlan[] {
+  return images.map((p) => {
+    const disk = imageDisk(model, p.ns, p.digest);
+    return disk === undefined ? p : { ...p, disk };
+  });
 }

@@ -6,6 +6,7 @@
  */
 import type { Budget } from "../policy/budget.ts";
 import type { ImagePlan } from "../policy/plan.ts";
+import type { DiskOutcome } from "./disk_outcome.ts";
 import { alignColumns, isoTime } from "../core/text.ts";
 import { formatBytes } from "../core/units.ts";
 
@@ -24,6 +25,8 @@ export interface PruneOutcome {
   contentBytesBefore: number;
   contentBytesAfter: number | null;
   containers: { deleted: string[]; kept: string[]; errors: string[] } | null;
+  /** What the run freed on disk, predicted and measured (a forced run that removed images). */
+  disk?: DiskOutcome | null;
   content:
     | {
       namespace: string;
@@ -53,15 +56,32 @@ function detail(p: ImagePlan): string {
   return p.reason;
 }
 
-/** The --verbose table: one row per image (its refs joined by ","). */
+/**
+ * The --verbose table: one row per image (its refs joined by ","). UNIQUE SIZE is what removing
+ * the image alone frees on disk; CONTENT and SNAPSHOTS what it holds, shared bytes included.
+ */
 export function planTable(images: ImagePlan[]): string[] {
   const rows = [
-    ["NAMESPACE", "REFS", "DIGEST", "SIZE", "AGE", "LAST START", "LAST STOP", "DECISION", "REASON"],
+    [
+      "NAMESPACE",
+      "REFS",
+      "DIGEST",
+      "UNIQUE SIZE",
+      "CONTENT",
+      "SNAPSHOTS",
+      "AGE",
+      "LAST START",
+      "LAST STOP",
+      "DECISION",
+      "REASON",
+    ],
     ...images.map((p) => [
       p.ns,
       p.refs.join(","),
       p.digest.slice(0, 19),
-      formatBytes(p.size),
+      p.disk ? formatBytes(p.disk.uniqueBytes) : "-",
+      p.disk ? formatBytes(p.disk.contentBytes) : "-",
+      p.disk ? formatBytes(p.disk.snapshotBytes) : "-",
       p.ageText ?? "-",
       isoTime(p.lastStart),
       isoTime(p.lastStop),
@@ -98,6 +118,9 @@ export function planDocument(input: PlanDocumentInput): unknown {
     refs: p.refs,
     digest: p.digest,
     sizeBytes: p.size,
+    contentBytes: p.disk?.contentBytes ?? null,
+    snapshotBytes: p.disk?.snapshotBytes ?? null,
+    uniqueBytes: p.disk?.uniqueBytes ?? null,
     ageSeconds: p.ageSeconds,
     ageText: p.ageText,
     lastStart: p.lastStart,
@@ -119,6 +142,7 @@ export function planDocument(input: PlanDocumentInput): unknown {
     generatedAt: new Date(input.generatedAt * 1000).toISOString(),
     policy: input.policy,
     images,
+    disk: o?.disk ?? null,
     removal: o === null ? null : {
       removed: o.removed,
       missing: o.missing,

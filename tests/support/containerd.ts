@@ -47,6 +47,12 @@ export interface StartOptions {
   /** containerd's root on a tmpfs of this size (e.g. "64m"). */
   rootSize?: string;
   /**
+   * containerd's root (and nothing else) on a loop-mounted ext4 of this size (e.g. "400M"), so
+   * statfs of the root moves only with containerd. The image file lives in the temp dir; cleanup
+   * unmounts it (the loop device goes with it, `-o loop` sets autoclear).
+   */
+  rootExt4?: string;
+  /**
    * Enables the CRI plugin (disabled otherwise) and appends this TOML to config.toml (see
    * tests/support/cri.ts, which builds it for the running containerd version).
    */
@@ -463,6 +469,9 @@ export class TestContainerd {
           `${dir}/root`,
         ]);
         if (r.code !== 0) throw new Error(`cannot mount a tmpfs root: ${r.stderr.trim()}`);
+      }
+      if (opts.rootExt4 !== undefined) {
+        await mountExt4(`${dir}/root.ext4`, opts.rootExt4, `${dir}/root`);
       }
       await Deno.writeTextFile(c.configPath, c.config());
       await c.startDaemon();
@@ -916,6 +925,21 @@ export class TestContainerd {
       await runQuiet("find", [...dirs, "-depth", "-type", "d", "-exec", "rmdir", "{}", "+"]);
       await sleep(50 * round);
     }
+  }
+}
+
+/** Makes an ext4 of `size` in the file `image` and loop-mounts it on `dir` (mode 0711). */
+async function mountExt4(image: string, size: string, dir: string): Promise<void> {
+  for (
+    const [cmd, args] of [
+      ["truncate", ["-s", size, image]],
+      ["mkfs.ext4", ["-q", "-F", image]],
+      ["mount", ["-o", "loop", image, dir]],
+      ["chmod", ["0711", dir]],
+    ] as const
+  ) {
+    const r = await runQuiet(cmd, [...args]);
+    if (r.code !== 0) throw new Error(`cannot make an ext4 root: ${cmd}: ${r.stderr.trim()}`);
   }
 }
 

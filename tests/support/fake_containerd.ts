@@ -31,6 +31,8 @@ export interface FakeNs {
   /** Labels a container listing filters on, by ID (default: those of its info). */
   labels: Map<string, Record<string, string>>;
   snapshots: SnapshotRow[];
+  /** Bytes each snapshot holds on disk, by key (a snapshot not in it: 0), for `snapshotUsage`. */
+  usage: Map<string, number>;
   leases: string[];
   /** Blob bytes by digest, for `getContent`. */
   blobs: Map<string, string>;
@@ -59,6 +61,7 @@ function emptyNs(): FakeNs {
     infos: new Map(),
     labels: new Map(),
     snapshots: [],
+    usage: new Map(),
     leases: [],
     blobs: new Map(),
   };
@@ -166,6 +169,11 @@ export class FakeContainerd implements Containerd {
       snapshotter ? [ns, snapshotter] : [ns],
       () => [...this.ns(ns).snapshots],
     );
+  snapshotUsage = (ns: string, snapshotter?: string) =>
+    this.#call("snapshotUsage", snapshotter ? [ns, snapshotter] : [ns], () => {
+      const s = this.ns(ns);
+      return new Map(s.snapshots.map((r) => [r.key, s.usage.get(r.key) ?? 0]));
+    });
   listLeases = (ns: string) => this.#call("listLeases", [ns], () => [...this.ns(ns).leases]);
   getContent = (ns: string, digest: string) =>
     this.#call("getContent", [ns, digest], () => {

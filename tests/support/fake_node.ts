@@ -36,6 +36,9 @@ export interface FakeNamespace {
   containers: Map<string, FakeContainer>;
 }
 
+/** What `ctr snapshot usage -b` says every fake snapshot holds. */
+export const SNAPSHOT_BYTES = 1000;
+
 const T = 'time="2026-11-27T17:12:41.976313083Z"';
 
 /** The n-th fake digest. */
@@ -144,13 +147,18 @@ export class FakeNode {
     return this.ns(ns).content.has(digest);
   }
 
-  /** Sum of blob sizes over namespaces, each digest once (what prune measures). */
+  /**
+   * Sum of blob sizes over namespaces, each digest once, plus every snapshot's usage
+   * ({@linkcode SNAPSHOT_BYTES} each): what --max-store-size measures.
+   */
   storeBytes(): number {
     const seen = new Map<string, number>();
+    let snapshots = 0;
     for (const s of this.namespaces.values()) {
       for (const [d, b] of s.content) seen.set(d, b.size);
+      snapshots += s.snapshots.length * SNAPSHOT_BYTES;
     }
-    return [...seen.values()].reduce((a, b) => a + b, 0);
+    return [...seen.values()].reduce((a, b) => a + b, 0) + snapshots;
   }
 
   /** containerd's GC, per namespace: what no image reaches through gc.ref.content labels goes. */
@@ -167,6 +175,15 @@ export class FakeNode {
         }
       }
       for (const d of [...s.content.keys()]) if (!live.has(d)) s.content.delete(d);
+      // Snapshots: a committed one stays while a live config names it or an active one is on it.
+      const held = new Set<string>();
+      for (const d of live) {
+        for (const [k, v] of s.content.get(d)?.labels ?? []) {
+          if (k.startsWith("containerd.io/gc.ref.snapshot.")) held.add(v);
+        }
+      }
+      for (const x of s.snapshots) if (x.kind !== "Committed" && x.parent) held.add(x.parent);
+      s.snapshots = s.snapshots.filter((x) => x.kind !== "Committed" || held.has(x.key));
     }
   }
 
@@ -275,6 +292,11 @@ export class FakeNode {
         }
         return ok();
       }
+      case "snapshot usage":
+        return ok(table([
+          ["KEY", "SIZE", "INODES"],
+          ...s.snapshots.map((x) => [x.key, String(SNAPSHOT_BYTES), "1"]),
+        ]));
       case "snapshot ls":
         return ok(table([
           ["KEY", "PARENT", "KIND"],
