@@ -13,6 +13,9 @@ import { permissionHint } from "../state/state_files.ts";
 import { loadPullDb, PULLS_FILE } from "../state/pull_db.ts";
 import { loadPinMemory, PINS_FILE } from "../state/pin_memory.ts";
 
+/** The version of the status --json document's shape (schemas/status.schema.json). */
+export const STATUS_SCHEMA_VERSION = 1;
+
 /** A duration in the largest whole unit: `3d`, `5h`, `12m`, `40s`. */
 export function shortAge(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -67,6 +70,7 @@ export async function status(stateDir: string, json: boolean, io: Io): Promise<n
       io.stdout,
       JSON.stringify(
         {
+          schemaVersion: STATUS_SCHEMA_VERSION,
           db: path,
           lastWritten: written === null ? null : new Date(written * 1000).toISOString(),
           recorderRunning: recorder.status === "ok",
