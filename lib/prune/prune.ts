@@ -35,6 +35,7 @@ import {
 } from "../policy/budget.ts";
 import { type Gauge, gaugeOf } from "./gauge.ts";
 import { writeMetrics } from "../state/metrics_file.ts";
+import { ProgressLine } from "../core/progress.ts";
 import { cleanContainers, cleanContent, type Lines, measureAfter } from "./after_removal.ts";
 import { pruneFamilies } from "./metric_families.ts";
 import { planDocument, planTable, type PruneOutcome } from "./report.ts";
@@ -97,6 +98,32 @@ interface Pass {
   snaps: NamespaceSnapshot[];
 }
 
+/**
+ * Counts removed images as chunks of refs are done, per namespace (an image counts once all its
+ * refs are handled; they are removed in order), and reports the total to `report`.
+ */
+function imagesDone(
+  images: ImagePlan[],
+  report: (done: number) => void,
+): (ns: string, refs: number) => void {
+  const ends = new Map<string, number[]>();
+  for (const p of images) {
+    const list = ends.get(p.ns) ?? [];
+    list.push((list.at(-1) ?? 0) + p.refs.length);
+    ends.set(p.ns, list);
+  }
+  const refsDone = new Map<string, number>();
+  report(0);
+  return (ns, refs) => {
+    refsDone.set(ns, (refsDone.get(ns) ?? 0) + refs);
+    let done = 0;
+    for (const [n, list] of ends) {
+      done += list.filter((end) => end <= (refsDone.get(n) ?? 0)).length;
+    }
+    report(done);
+  };
+}
+
 /** The state of one prune run and its steps. */
 class PruneRun {
   readonly warned = new Set<string>();
@@ -105,6 +132,8 @@ class PruneRun {
   readonly started: number;
   /** The latest pass's snapshots: the content store right before removal. */
   latest: NamespaceSnapshot[] = [];
+  /** The updating line of the long steps, on a terminal only. */
+  readonly progress: ProgressLine;
 
   constructor(
     readonly ctr: Ctr,
@@ -117,6 +146,7 @@ class PruneRun {
   ) {
     this.human = opts.json ? io.stderr : io.stdout;
     this.started = io.now();
+    this.progress = new ProgressLine(io.stderr, io.stderrIsTerminal, io.now);
   }
 
   /** Lists the namespaces, warns about selected ones that do not exist. */
@@ -132,10 +162,12 @@ class PruneRun {
   }
 
   say(text: string): void {
+    this.progress.clear();
     println(this.human, text);
   }
 
   warn(text: string): void {
+    this.progress.clear();
     if (!this.warned.has(text)) println(this.io.stderr, `Warning: ${text}`);
     this.warned.add(text);
   }
@@ -245,6 +277,10 @@ class PruneRun {
   /** Removes `images` (namespaces at once, ≤ 100 refs per ctr), recording each ref's outcome. */
   async removeBatch(images: ImagePlan[], outcome: PruneOutcome, sync: boolean): Promise<void> {
     const namespaces = [...new Set(images.map((p) => p.ns))];
+    const counter = imagesDone(
+      images,
+      (done) => this.progress.update("removing images", done, images.length),
+    );
     // All namespaces at once: containerd commits each removal on its own, and one namespace's
     // ctr overlaps another's wait (500 images in 3 namespaces: ~15 % less wall time).
     const results = await Promise.all(
@@ -255,10 +291,11 @@ class PruneRun {
           images.filter((p) => p.ns === ns).flatMap((p) =>
             p.refs.map((ref) => ({ ref, digest: p.digest }))
           ),
-          { sync },
+          { sync, onChunk: (refs) => counter(ns, refs) },
         )
       ),
     );
+    this.progress.clear();
     for (const [i, ns] of namespaces.entries()) {
       const r = results[i]!;
       for (const ref of r.removed) {
@@ -335,7 +372,14 @@ class PruneRun {
 
   /** Where the clean-up steps print: human lines, errors. */
   get lines(): Lines {
-    return { say: (t) => this.say(t), error: (t) => println(this.io.stderr, t) };
+    return {
+      say: (t) => this.say(t),
+      error: (t) => {
+        this.progress.clear();
+        println(this.io.stderr, t);
+      },
+      progress: (label, done, total) => this.progress.update(label, done, total),
+    };
   }
 
   /** Writes metrics and the JSON document, as asked. Returns the exit code. */

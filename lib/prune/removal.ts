@@ -76,13 +76,13 @@ export function nameFilters(refs: string[]): string[] {
  * each chunk's `ctr image rm`, one `ctr image ls name==…` re-reads the chunk's refs: a ref that
  * now points to another digest than planned (re-pointed by a pull meanwhile) is kept, one that is
  * no longer listed is already gone. With `check: false` (tests of the bare removal) the re-read
- * is skipped.
+ * is skipped. `onChunk` hears how many refs each chunk settled (for a progress line).
  */
 export async function removeImages(
   ctr: Ctr,
   ns: string,
   refs: PlannedRef[],
-  opts: { sync?: boolean; check?: boolean } = {},
+  opts: { sync?: boolean; check?: boolean; onChunk?: (refs: number) => void } = {},
 ): Promise<RemovalOutcome> {
   const total = empty();
   for (let i = 0; i < refs.length; i += REMOVE_CHUNK) {
@@ -115,6 +115,7 @@ export async function removeImages(
     total.missing.push(...outcome.missing);
     total.failed.push(...outcome.failed);
     total.moved.push(...outcome.moved);
+    opts.onChunk?.(planned.length);
   }
   return total;
 }
