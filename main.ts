@@ -26,6 +26,16 @@ async function run(argv: string[]): Promise<number> {
     case "version":
       println(io.stdout, `ctre ${VERSION}`);
       return 0;
+    case "completion": {
+      const { completionScript } = await import("./lib/cli/completion.ts");
+      io.stdout.write(completionScript(cmd.shell));
+      return 0;
+    }
+    case "man": {
+      const { manPage } = await import("./lib/cli/man_page.ts");
+      io.stdout.write(manPage());
+      return 0;
+    }
     case "prune": {
       const { prune } = await import("./lib/prune/prune.ts");
       const opts = cmd.prune;

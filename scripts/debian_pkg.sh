@@ -47,10 +47,16 @@ if [ -f "$dest/.complete" ]; then
 fi
 work=$(mktemp -d "$cache/debs/$suite/.fetch-XXXXXX")
 trap 'rm -rf "$work"' EXIT
-download() { (cd "$work" && "${apt[@]}" download "$spec" >&2); }
+# The first try fails on a fresh cache (no package lists yet): expected, so its output is held
+# back; a failure after the update is real and gets one line saying what and what to do.
+download() { (cd "$work" && "${apt[@]}" download "$spec" >"$work/log" 2>&1); }
+fail() {
+  echo "debian_pkg.sh: cannot fetch $spec from Debian $suite: $1 ($(grep '^E:' "$work/log" | tail -n 1))" >&2
+  exit 1
+}
 if ! download; then
-  "${apt[@]}" update >&2
-  download
+  "${apt[@]}" update >"$work/log" 2>&1 || fail "apt-get update failed; check access to deb.debian.org"
+  download || fail "not in the archive now? update the version in scripts/ (Debian moves them)"
 fi
 deb=$(ls "$work"/"${pkg}"_*.deb | head -n 1)
 mkdir -p "$work/x"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, then shows ctre on a throwaway containerd with sample images.
+# Installs what the demo needs and only that (scripts/setup_demo.sh: Deno, containerd, runc,
+# busybox-static), then shows ctre on a throwaway containerd with sample images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup_demo.sh
 exec deno task demo "$@"

@@ -2,7 +2,7 @@
 /**
  * The demo: a throwaway containerd in a temp dir with sample images and containers, on which
  * ctre (run under exactly its shipped permissions) shows what it would prune and why, then
- * prunes. Needs root, containerd, runc, busybox-static and Go with bbolt (scripts/setup.sh).
+ * prunes. Needs root, containerd, runc and busybox-static (scripts/setup_demo.sh).
  *
  *   bash scripts/demo.sh
  *

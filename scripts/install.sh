@@ -8,7 +8,8 @@
 # --from-source (where `deno compile` cannot run): copies DENO (default: the deno on PATH) and
 # main.ts + lib/ to /usr/local/lib/ctre/, and makes /usr/local/bin/ctre a script that execs
 # `deno run` on them with exactly the shipped permissions (scripts/source_wrapper.ts).
-# Units go to /etc/systemd/system/, the state dir's tmpfiles.d entry to /etc/tmpfiles.d/ctre.conf.
+# Units go to /etc/systemd/system/, the state dir's tmpfiles.d entry to /etc/tmpfiles.d/ctre.conf,
+# the man page ctre(1) and bash, zsh and fish completions under /usr/local/share.
 # DESTDIR is honoured (packaging, tests): nothing outside it is touched, and systemctl is not
 # called. --enable (without DESTDIR) runs systemctl daemon-reload and enables the recorder and
 # the daily prune timer.
@@ -23,6 +24,15 @@ SPOOL="$DESTDIR/var/spool/ctre"
 TMPFILES="$DESTDIR/etc/tmpfiles.d/ctre.conf"
 SOURCE_DIR=/usr/local/lib/ctre
 UNIT_FILES=(ctre-record.service ctre-prune.service ctre-prune.timer)
+# The man page and the completions, as `ctre man` and `ctre completion SHELL` print them, where
+# man, bash-completion, zsh and fish look under /usr/local/share.
+SHARE="$DESTDIR/usr/local/share"
+declare -A DOCS=(
+  ["$SHARE/man/man1/ctre.1"]=man
+  ["$SHARE/bash-completion/completions/ctre"]="completion bash"
+  ["$SHARE/zsh/site-functions/_ctre"]="completion zsh"
+  ["$SHARE/fish/vendor_completions.d/ctre.fish"]="completion fish"
+)
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 systemd_live() { [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
@@ -37,7 +47,7 @@ while [ $# -gt 0 ]; do
     --enable) enable=1 ;;
     --from-source) from_source=1 ;;
     --deno) [ $# -gt 0 ] || die "--deno needs a path"; deno=$1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) die "unknown option \"$arg\"" ;;
     *) binary=$arg ;;
   esac
@@ -50,6 +60,7 @@ if [ "$mode" = uninstall ]; then
   rm -f "$BIN" "$TMPFILES"
   rm -rf "${DESTDIR}${SOURCE_DIR}"
   for u in "${UNIT_FILES[@]}"; do rm -f "$UNITS/$u"; done
+  for d in "${!DOCS[@]}"; do rm -f "$d"; done
   if [ "$purge" = 1 ]; then rm -rf "$DEFAULTS" "$SPOOL"; fi
   if systemd_live; then systemctl daemon-reload; fi
   echo "ctre removed; $( [ "$purge" = 1 ] && echo "usage DB and defaults removed too" || echo "kept $SPOOL and $DEFAULTS")"
@@ -74,6 +85,7 @@ if [ "$from_source" = 1 ]; then
   printf '%s\n' "$wrapper" >"$BIN.tmp"
   chmod 0755 "$BIN.tmp"
   mv "$BIN.tmp" "$BIN"
+  ctre=("$deno_bin" run --quiet --no-config --no-lock "$here/../main.ts")
 else
   if [ -z "$binary" ]; then
     case "$(uname -m)" in
@@ -84,14 +96,23 @@ else
   fi
   [ -f "$binary" ] || die "binary \"$binary\" not found (build it with: deno task compile, or use --from-source)"
   install -D -m 0755 "$binary" "$BIN"
+  ctre=("$binary")
 fi
+# `ctre man` and `ctre completion` need no permission; printed by the ctre being installed.
+for d in "${!DOCS[@]}"; do
+  install -d -m 0755 "$(dirname "$d")"
+  # shellcheck disable=SC2086 # the command's words
+  "${ctre[@]}" ${DOCS[$d]} >"$d.tmp" || die "cannot write $d (${ctre[*]} ${DOCS[$d]} failed)"
+  chmod 0644 "$d.tmp"
+  mv "$d.tmp" "$d"
+done
 for u in "${UNIT_FILES[@]}"; do install -D -m 0644 "$here/systemd/$u" "$UNITS/$u"; done
 install -D -m 0644 "$here/systemd/ctre.tmpfiles" "$TMPFILES"
 [ -e "$DEFAULTS" ] || install -D -m 0644 "$here/systemd/ctre.default" "$DEFAULTS"
 # As the tmpfiles.d entry says: the state dir traversable but not listable, metrics readable.
 install -d -m 0711 "$SPOOL"
 install -d -m 0755 "$SPOOL/metrics"
-echo "installed $BIN, ${UNIT_FILES[*]} in $UNITS, $TMPFILES, defaults in $DEFAULTS, state in $SPOOL"
+echo "installed $BIN, ${UNIT_FILES[*]} in $UNITS, $TMPFILES, defaults in $DEFAULTS, state in $SPOOL, the man page and completions in $SHARE"
 if [ "$enable" = 1 ]; then
   systemd_live || die "--enable needs a running systemd and no DESTDIR"
   systemctl daemon-reload

@@ -7,6 +7,8 @@
 # systemd-container upgrades the host's systemd packages to the same version, harmless where
 # systemd is not PID 1.
 set -euo pipefail
+# shellcheck source=scripts/quiet.sh
+. "$(dirname "$0")/quiet.sh"
 
 # The file name changes with the package list, so a changed list makes a new rootfs.
 PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,ca-certificates,prometheus-node-exporter
@@ -16,11 +18,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup_systemd: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null 2>&1 || {
-    apt-get update -qq -o DPkg::Lock::Timeout=600
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
-  }
+  apt_install "${missing[@]}"
 fi
 if [ ! -d "$ROOTFS" ]; then
   echo "setup_systemd: debootstrap bookworm rootfs (about 80 s) into $ROOTFS" >&2

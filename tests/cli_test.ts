@@ -77,6 +77,15 @@ const TABLE: [string[], Command | string][] = [
   [["-V"], { kind: "version" }],
   [["--version"], { kind: "version" }],
   [["frobnicate"], 'Unknown command "frobnicate"'],
+  // completion and man.
+  [["completion", "bash"], { kind: "completion", shell: "bash" }],
+  [["completion", "zsh"], { kind: "completion", shell: "zsh" }],
+  [["completion", "fish"], { kind: "completion", shell: "fish" }],
+  [["completion"], '"ctre completion" needs a shell: bash, zsh, fish'],
+  [["completion", "tcsh"], 'Unknown shell "tcsh" (bash, zsh, fish)'],
+  [["completion", "bash", "--json"], 'Unknown option "--json"'],
+  [["man"], { kind: "man" }],
+  [["man", "extra"], 'Unexpected argument "extra"'],
   [["--frob"], 'Unknown command "--frob"'],
   // prune: every flag.
   [["prune"], prune()],

@@ -9,6 +9,13 @@ import { RUN_FLAGS, wrapperScript } from "../scripts/source_wrapper.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SOURCE_DIR = "/usr/local/lib/ctre";
+/** What install.sh writes under /usr/local/share, and the ctre command that prints each. */
+const DOCS: [string, string[]][] = [
+  ["usr/local/share/man/man1/ctre.1", ["man"]],
+  ["usr/local/share/bash-completion/completions/ctre", ["completion", "bash"]],
+  ["usr/local/share/zsh/site-functions/_ctre", ["completion", "zsh"]],
+  ["usr/local/share/fish/vendor_completions.d/ctre.fish", ["completion", "fish"]],
+];
 
 async function sh(cmd: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(cmd[0]!, {
@@ -66,6 +73,15 @@ Deno.test("install.sh --from-source installs deno, the sources and the wrapper; 
     const version = await sh(["sh", inDest, "--version"]);
     assert.equal(version.code, 0, version.stderr);
     assert.match(version.stdout, /^ctre /);
+    // The man page and the completions, as the installed ctre prints them.
+    for (const [file, args] of DOCS) {
+      const printed = await sh(["sh", inDest, ...args]);
+      assert.equal(printed.code, 0, printed.stderr);
+      assert.equal(await Deno.readTextFile(join(dest, file)), printed.stdout, file);
+      assert.equal((await Deno.stat(join(dest, file))).mode! & 0o777, 0o644, file);
+    }
+    const groff = await sh(["groff", "-man", "-ww", "-z", join(dest, DOCS[0]![0])]);
+    assert.deepEqual([groff.code, groff.stderr], [0, ""]);
     // A binary is not taken together with --from-source.
     const both = await sh(["bash", join(ROOT, "scripts/install.sh"), "--from-source", "x"], env);
     assert.equal(both.code, 1);
@@ -75,6 +91,7 @@ Deno.test("install.sh --from-source installs deno, the sources and the wrapper; 
     await assert.rejects(Deno.stat(join(dest, SOURCE_DIR)));
     await assert.rejects(Deno.stat(join(dest, "usr/local/bin/ctre")));
     await assert.rejects(Deno.stat(join(dest, "etc/tmpfiles.d/ctre.conf")));
+    for (const [file] of DOCS) await assert.rejects(Deno.stat(join(dest, file)), file);
   } finally {
     await Deno.remove(dest, { recursive: true });
   }

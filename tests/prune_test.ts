@@ -130,7 +130,38 @@ Deno.test("prune() keeps an image used in any pass of the double check", async (
     const io = new FakeIo({ stderrIsTerminal: true });
     await prune(n.containerd, await options({ doubleCheck: 3 }), io);
     assert.match(io.stderr.text, /double check to avoid cleaning mid-restart\.\.\. 3 secs/);
-    assert.ok(io.stderr.text.endsWith("\x1b[1K\r"));
+    const after = io.stderr.text.slice(io.stderr.text.lastIndexOf("secs)") + "secs)".length);
+    assert.ok(after.startsWith("\x1b[1K\r"), JSON.stringify(after));
+  });
+});
+
+Deno.test("prune() shows one updating progress line on a terminal, none elsewhere", async (t) => {
+  const many = () => {
+    const n = node();
+    for (const name of ["a", "b", "c"]) n.addImage("k8s.io", img(name));
+    return n;
+  };
+  await t.step("on a terminal: removal, clean-up and content prune, each erased", async () => {
+    const io = new FakeIo({ stderrIsTerminal: true });
+    assert.equal(await prune(many().containerd, await options(), io), 0);
+    const err = io.stderr.text;
+    // Four images: old:1 in default, a, b and c in k8s.io.
+    assert.ok(err.includes("\r\x1b[Kremoving images 0/4"), JSON.stringify(err));
+    assert.ok(err.includes("\r\x1b[Kremoving images 4/4"), JSON.stringify(err));
+    // deno-lint-ignore no-control-regex -- the terminal control sequences are what is tested
+    assert.match(err, /\r\x1b\[Kcleaning up containers in default, namespace 1\/2/);
+    // deno-lint-ignore no-control-regex -- the terminal control sequences are what is tested
+    assert.match(err, /\r\x1b\[Kpruning content in k8s\.io, namespace 2\/2/);
+    assert.ok(err.endsWith("\r\x1b[K"), JSON.stringify(err.slice(-40)));
+    // Every other stderr line starts at the left margin: the progress line was erased first.
+    assert.ok(!/[0-9]\/[0-9][^\r\n]/.test(err.replaceAll("\r\x1b[K", "\r")), JSON.stringify(err));
+  });
+  await t.step("not on a terminal: no progress, no control characters", async () => {
+    const io = new FakeIo({ stderrIsTerminal: false });
+    assert.equal(await prune(many().containerd, await options(), io), 0);
+    // deno-lint-ignore no-control-regex -- the terminal control sequences are what is tested
+    assert.ok(!/[\r\x1b]|removing images/.test(io.stderr.text + io.stdout.text));
+    assert.match(io.stdout.text, /^Removed 4 of 4 images$/m);
   });
 });
 

@@ -277,6 +277,8 @@ for (
     ["record-image-starts", "record_help.txt"],
     ["doctor", "doctor_help.txt"],
     ["status", "status_help.txt"],
+    ["completion", "completion_help.txt"],
+    ["man", "man_help.txt"],
   ]
 ) {
   Deno.test(`ctre ${command} --help matches golden/${file}`, async () => {

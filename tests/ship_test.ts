@@ -128,10 +128,19 @@ Deno.test("the systemd units verify, and both services' exposure is 1.0", async 
   await Deno.remove(dir, { recursive: true });
 });
 
+/** What install.sh writes from the installed ctre's own output. */
+const GENERATED = [
+  "usr/local/share/man/man1/ctre.1",
+  "usr/local/share/bash-completion/completions/ctre",
+  "usr/local/share/zsh/site-functions/_ctre",
+  "usr/local/share/fish/vendor_completions.d/ctre.fish",
+];
+
 Deno.test("scripts/install.sh installs into DESTDIR and --uninstall removes it again", async () => {
   const dest = await Deno.makeTempDir({ prefix: "ctre-destdir-" });
   const bin = join(dest, "..", `ctre-bin-${crypto.randomUUID()}`);
-  await Deno.writeTextFile(bin, "#!/bin/sh\necho ctre\n");
+  // A stand-in binary: install.sh asks the ctre it installs for its man page and completions.
+  await Deno.writeTextFile(bin, '#!/bin/sh\necho "ctre $*"\n', { mode: 0o755 });
   const env = { DESTDIR: dest };
   const install = await sh(["bash", join(ROOT, "scripts/install.sh"), bin], env);
   assert.equal(install.code, 0, install.stderr);
@@ -143,16 +152,23 @@ Deno.test("scripts/install.sh installs into DESTDIR and --uninstall removes it a
       "etc/systemd/system/ctre-prune.timer",
       "etc/default/ctre",
       "etc/tmpfiles.d/ctre.conf",
+      ...GENERATED,
     ]
   ) {
     assert.ok((await Deno.stat(join(dest, f))).isFile, f);
   }
+  assert.equal(
+    await Deno.readTextFile(join(dest, "usr/local/share/man/man1/ctre.1")),
+    "ctre man\n",
+    "the man page is what the installed ctre prints",
+  );
   assert.equal((await Deno.stat(join(dest, "usr/local/bin/ctre"))).mode! & 0o777, 0o755);
   assert.equal((await Deno.stat(join(dest, "var/spool/ctre"))).mode! & 0o777, 0o711);
   const un = await sh(["bash", join(ROOT, "scripts/install.sh"), "--uninstall"], env);
   assert.equal(un.code, 0, un.stderr);
   await assert.rejects(Deno.stat(join(dest, "usr/local/bin/ctre")));
   await assert.rejects(Deno.stat(join(dest, "etc/systemd/system/ctre-record.service")));
+  for (const f of GENERATED) await assert.rejects(Deno.stat(join(dest, f)), f);
   assert.ok((await Deno.stat(join(dest, "var/spool/ctre"))).isDirectory, "usage DB kept");
   const purge = await sh(["bash", join(ROOT, "scripts/install.sh"), "--uninstall", "--purge"], env);
   assert.equal(purge.code, 0, purge.stderr);

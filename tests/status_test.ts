@@ -104,6 +104,7 @@ Deno.test("statusJson and rejectedWarnings", () => {
   const r = computeStatus(inputs(), NOW);
   const doc = statusJson(r);
   assert.deepEqual(Object.keys(doc), [
+    "schemaVersion",
     "db",
     "lastWritten",
     "recorderRunning",

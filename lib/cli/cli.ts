@@ -30,11 +30,13 @@ const COMMON = {
     type: "string",
     short: "a",
     arg: "SOCKET",
+    complete: "file",
     help: ["containerd socket (default: ctr's, or CONTAINERD_ADDRESS)"],
   },
   "state-dir": {
     type: "string",
     arg: "DIR",
+    complete: "dir",
     default: DEFAULT_STATE_DIR,
     help: ["Where the usage DB lives (default {default})"],
   },
@@ -78,6 +80,7 @@ const PRUNE_OPTIONS = {
     short: "n",
     arg: "NS",
     multiple: true,
+    complete: "namespace",
     help: ["Only this namespace (repeatable; default all)"],
   },
   keep: {
@@ -89,6 +92,7 @@ const PRUNE_OPTIONS = {
   "keep-file": {
     type: "string",
     arg: "FILE",
+    complete: "file",
     help: ["Keep patterns, one per line (<state-dir>/keep is always read)"],
   },
   "keep-latest": {
@@ -156,6 +160,7 @@ const PRUNE_OPTIONS = {
   root: {
     type: "string",
     arg: "DIR",
+    complete: "dir",
     help: [
       `containerd's root (default ${DEFAULT_CONTAINERD_ROOT}): --min-free measures its`,
       "filesystem, and so does the disk figure of what prune freed (needs",
@@ -250,98 +255,165 @@ const STATUS_OPTIONS = {
   address: { ...COMMON.address, hidden: true },
 } as const satisfies OptionTable;
 
+/** What ctre is, in one line (the help and the man page). */
+export const ABOUT =
+  "Keeps containerd nodes free of stale images without deleting one that is still needed.";
+
 /** Options of "ctre" itself (only as the first argument). */
-const TOP_OPTIONS = {
+export const TOP_OPTIONS = {
   help: { type: "boolean", short: "h", help: ["Show this help"] },
   version: { type: "boolean", short: "V", help: ["Show the version"] },
 } as const satisfies OptionTable;
 
+/** A command: its help and its options, from which help, completion and the man page are made. */
+export interface CommandSpec {
+  name: string;
+  /** Its line in the top-level help. */
+  summary: string;
+  /** What it does, for its own help and the man page. */
+  about: string;
+  options: OptionTable;
+  /** A positional argument: its name in the usage line and its closed set of values. */
+  arg?: { name: string; values: readonly string[] };
+  /** Printed after the options. */
+  after?: string;
+}
+
+/** The shells `ctre completion` writes for. */
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+export type Shell = typeof SHELLS[number];
+
+/** The exit codes every command shares. */
+export const EXIT_CODES: readonly (readonly [number, string])[] = [
+  [0, "done"],
+  [1, "failed or aborted (nothing removed unless listed)"],
+  [2, "bad usage"],
+];
+
+const PRUNE_SPEC: CommandSpec = {
+  name: "prune",
+  summary: "List unused, old, not recently started images; ask; remove them",
+  about:
+    `Lists images that no container in their namespace uses (running, created or stopped), whose
+content is at least --min-age old and that the recorder has not seen started or stopped within
+--used-within; re-checks for --double-check; asks; removes them; then removes stopped
+containers and runs "ctr content prune references" in each namespace.`,
+  options: PRUNE_OPTIONS,
+  after: `DURATION: 0, or a number with s, m, h, d or w: 90s, 30m, 36h, 14d, 2w.
+Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`,
+};
+
+const RECORD_SPEC: CommandSpec = {
+  name: "record-image-starts",
+  summary: "Daemon: record when containers start and stop, for prune",
+  about:
+    `Follows "ctr event" and records, per namespace and image ref, when a container last started
+and stopped, in <state-dir>/image_starts, and when the ref was last pulled (created or
+updated), in <state-dir>/image_pulls. Reconnects when containerd restarts. Stops on SIGTERM or
+SIGINT after writing the DB.`,
+  options: RECORD_OPTIONS,
+};
+
+const DF_SPEC: CommandSpec = {
+  name: "df",
+  summary: "Show what images and containers hold on disk and what prune would free",
+  about: `Shows, per namespace and in total, what containerd holds on disk: the images' blobs
+(CONTENT) and unpacked snapshots (SNAPSHOTS), each shared layer counted once; the containers'
+writable layers (WRITABLE); content and snapshots no image nor container refers to
+(UNREFERENCED: leases of pulls, leftovers; shown, never touched); and RECLAIMABLE, what
+"ctre prune --force" with the same flags would free right now, content prune included. A
+namespace's RECLAIMABLE is what pruning it alone frees. Lists only; removes nothing.`,
+  options: DF_OPTIONS,
+};
+
+const STATUS_SPEC: CommandSpec = {
+  name: "status",
+  summary: "Show the usage DB and when the recorder last wrote it",
+  about: `Shows the usage DB (namespace, ref, last start, last stop, age) and when the recorder last
+wrote it.`,
+  options: STATUS_OPTIONS,
+};
+
+const DOCTOR_SPEC: CommandSpec = {
+  name: "doctor",
+  summary: "Check permissions, ctr, containerd, the state dir and the recorder",
+  about:
+    `Prints what an operator auditing a node needs: the permissions this ctre holds and does not
+hold, the ctr it runs and its version, whether containerd answers, whether the state dir is
+writable, when the usage DB was last written and whether the recorder is running. Exits 1 if
+anything prune needs is missing.`,
+  options: DOCTOR_OPTIONS,
+};
+
+const COMPLETION_SPEC: CommandSpec = {
+  name: "completion",
+  summary: "Print shell completion for bash, zsh or fish",
+  about: `Prints a completion script for SHELL (bash, zsh or fish): commands, options, option values
+where they are a closed set, and containerd namespaces for --namespace (from "ctr namespace ls
+-q" when you press Tab). scripts/install.sh installs all three; by hand:
+  ctre completion bash >/etc/bash_completion.d/ctre`,
+  options: { help: COMMON.help },
+  arg: { name: "SHELL", values: SHELLS },
+};
+
+const MAN_SPEC: CommandSpec = {
+  name: "man",
+  summary: "Print the ctre(1) man page (roff)",
+  about: `Prints the ctre(1) man page as roff, made from the same tables as this help:
+  ctre man | man -l -`,
+  options: { help: COMMON.help },
+};
+
+/** Every command, in the order the help lists them. */
+export const COMMAND_SPECS: readonly CommandSpec[] = [
+  PRUNE_SPEC,
+  RECORD_SPEC,
+  DF_SPEC,
+  STATUS_SPEC,
+  DOCTOR_SPEC,
+  COMPLETION_SPEC,
+  MAN_SPEC,
+];
+
 /** A command's help: usage line, what it does, its options from the table, what follows. */
-function commandHelp(name: string, about: string, options: OptionTable, after = ""): string {
+function commandHelp(spec: CommandSpec): string {
   return [
-    `Usage: ctre ${name} [options]`,
+    `Usage: ctre ${spec.name}${spec.arg ? ` ${spec.arg.name}` : ""} [options]`,
     "",
-    about,
+    spec.about,
     "",
     "Options:",
-    ...optionHelp(options),
-    ...(after ? ["", after] : []),
+    ...optionHelp(spec.options),
+    ...(spec.after ? ["", spec.after] : []),
   ].join("\n");
 }
 
 /** Where the top level's descriptions begin. */
 const TOP_COLUMN = 25;
 
-const COMMANDS: [string, string][] = [
-  ["prune", "List unused, old, not recently started images; ask; remove them"],
-  ["record-image-starts", "Daemon: record when containers start and stop, for prune"],
-  ["df", "Show what images and containers hold on disk and what prune would free"],
-  ["status", "Show the usage DB and when the recorder last wrote it"],
-  ["doctor", "Check permissions, ctr, containerd, the state dir and the recorder"],
-];
-
 export const USAGE = [
   "Usage: ctre <command> [options]",
   "",
-  "Keeps containerd nodes free of stale images without deleting one that is still needed.",
+  ABOUT,
   "",
   "Commands:",
-  ...COMMANDS.flatMap(([name, help]) => helpRows(`  ${name}`, [help], TOP_COLUMN)),
+  ...COMMAND_SPECS.flatMap((c) => helpRows(`  ${c.name}`, [c.summary], TOP_COLUMN)),
   "",
   'Run "ctre <command> --help" for a command\'s options.',
   "",
   "Options:",
   ...optionHelp(TOP_OPTIONS, TOP_COLUMN),
   "",
-  "Exit codes: 0 done, 1 failed or aborted (nothing removed unless listed), 2 bad usage.",
+  `Exit codes: ${EXIT_CODES.map(([code, text]) => `${code} ${text}`).join(", ")}.`,
 ].join("\n");
 
-export const PRUNE_USAGE = commandHelp(
-  "prune",
-  `Lists images that no container in their namespace uses (running, created or stopped), whose
-content is at least --min-age old and that the recorder has not seen started or stopped within
---used-within; re-checks for --double-check; asks; removes them; then removes stopped
-containers and runs "ctr content prune references" in each namespace.`,
-  PRUNE_OPTIONS,
-  `DURATION: 0, or a number with s, m, h, d or w: 90s, 30m, 36h, 14d, 2w.
-Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`,
-);
-
-export const DF_USAGE = commandHelp(
-  "df",
-  `Shows, per namespace and in total, what containerd holds on disk: the images' blobs
-(CONTENT) and unpacked snapshots (SNAPSHOTS), each shared layer counted once; the containers'
-writable layers (WRITABLE); content and snapshots no image nor container refers to
-(UNREFERENCED: leases of pulls, leftovers; shown, never touched); and RECLAIMABLE, what
-"ctre prune --force" with the same flags would free right now, content prune included. A
-namespace's RECLAIMABLE is what pruning it alone frees. Lists only; removes nothing.`,
-  DF_OPTIONS,
-);
-
-export const RECORD_USAGE = commandHelp(
-  "record-image-starts",
-  `Follows "ctr event" and records, per namespace and image ref, when a container last started
-and stopped, in <state-dir>/image_starts, and when the ref was last pulled (created or
-updated), in <state-dir>/image_pulls. Reconnects when containerd restarts. Stops on SIGTERM or
-SIGINT after writing the DB.`,
-  RECORD_OPTIONS,
-);
-
-export const DOCTOR_USAGE = commandHelp(
-  "doctor",
-  `Prints what an operator auditing a node needs: the permissions this ctre holds and does not
-hold, the ctr it runs and its version, whether containerd answers, whether the state dir is
-writable, when the usage DB was last written and whether the recorder is running. Exits 1 if
-anything prune needs is missing.`,
-  DOCTOR_OPTIONS,
-);
-
-export const STATUS_USAGE = commandHelp(
-  "status",
-  `Shows the usage DB (namespace, ref, last start, last stop, age) and when the recorder last
-wrote it.`,
-  STATUS_OPTIONS,
-);
+export const PRUNE_USAGE = commandHelp(PRUNE_SPEC);
+export const RECORD_USAGE = commandHelp(RECORD_SPEC);
+export const DF_USAGE = commandHelp(DF_SPEC);
+export const DOCTOR_USAGE = commandHelp(DOCTOR_SPEC);
+export const STATUS_USAGE = commandHelp(STATUS_SPEC);
+const COMPLETION_USAGE = commandHelp(COMPLETION_SPEC);
+const MAN_USAGE = commandHelp(MAN_SPEC);
 
 export type Command =
   | { kind: "help"; text: string }
@@ -357,7 +429,9 @@ export type Command =
   | { kind: "df"; address?: string; df: DfOptions; json: boolean; keepFile?: string }
   | { kind: "record"; address?: string; record: RecordOptions }
   | { kind: "doctor"; address?: string; stateDir: string; json: boolean }
-  | { kind: "status"; stateDir: string; json: boolean };
+  | { kind: "status"; stateDir: string; json: boolean }
+  | { kind: "completion"; shell: Shell }
+  | { kind: "man" };
 
 function optionalString(key: "address", value: string | undefined): { address?: string } {
   return value === undefined ? {} : { [key]: value };
@@ -527,5 +601,26 @@ export function parseCommand(argv: string[]): Command {
     if (v.address !== undefined) throw new UsageError(`"ctre status" does not use --address`);
     return { kind: "status", stateDir: v["state-dir"], json: v.json };
   }
+  if (command === "completion") return parseCompletion(rest);
+  if (command === "man") return parseMan(rest);
   throw new UsageError(`Unknown command "${command}"`);
+}
+
+function parseMan(rest: string[]): Command {
+  return parseOptions(rest, MAN_SPEC.options).help
+    ? { kind: "help", text: MAN_USAGE }
+    : { kind: "man" };
+}
+
+/** `ctre completion SHELL`: the shell is the one positional argument. */
+function parseCompletion(rest: string[]): Command {
+  const at = rest.findIndex((a) => !a.startsWith("-"));
+  const shell = at < 0 ? undefined : rest[at];
+  const v = parseOptions(rest.filter((_, i) => i !== at), COMPLETION_SPEC.options);
+  if (v.help) return { kind: "help", text: COMPLETION_USAGE };
+  const names = SHELLS.join(", ");
+  if (shell === undefined) throw new UsageError(`"ctre completion" needs a shell: ${names}`);
+  const known = SHELLS.find((s) => s === shell);
+  if (known === undefined) throw new UsageError(`Unknown shell "${shell}" (${names})`);
+  return { kind: "completion", shell: known };
 }

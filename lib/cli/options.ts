@@ -24,6 +24,11 @@ export interface OptionSpec {
   help: readonly string[];
   /** Parsed but not listed in the help (kept only to give a clearer error). */
   hidden?: boolean;
+  /**
+   * What a shell completes for the value (lib/cli/completion.ts): file names, directories,
+   * containerd's namespaces (`ctr namespace ls -q`), or a closed set; none: nothing to offer.
+   */
+  complete?: "file" | "dir" | "namespace" | readonly string[];
 }
 
 export type OptionTable = Readonly<Record<string, OptionSpec>>;

@@ -14,6 +14,9 @@ import { type Io, println } from "../core/io.ts";
 import { lockHolder } from "../state/lock.ts";
 import { parseUsageDb, USAGE_FILE } from "../state/usage_db.ts";
 
+/** The version of the doctor --json document's shape (schemas/doctor.schema.json). */
+export const DOCTOR_SCHEMA_VERSION = 1;
+
 export type Status = "ok" | "warn" | "fail" | "info";
 
 export interface Check {
@@ -207,7 +210,8 @@ export async function diagnose(
 export function reportChecks(checks: Check[], json: boolean, io: Io): number {
   const failed = checks.some((c) => c.status === "fail");
   if (json) {
-    println(io.stdout, JSON.stringify({ ok: !failed, checks }, null, 2));
+    const doc = { schemaVersion: DOCTOR_SCHEMA_VERSION, ok: !failed, checks };
+    println(io.stdout, JSON.stringify(doc, null, 2));
   } else {
     const width = Math.max(...checks.map((c) => c.name.length));
     for (const c of checks) {

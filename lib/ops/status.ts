@@ -13,6 +13,9 @@ import { permissionHint } from "../state/state_files.ts";
 import { loadPullDb, type PullDb, PULLS_FILE } from "../state/pull_db.ts";
 import { loadPinMemory, type PinMemory, PINS_FILE } from "../state/pin_memory.ts";
 
+/** The version of the status --json document's shape (schemas/status.schema.json). */
+export const STATUS_SCHEMA_VERSION = 1;
+
 /** A duration in the largest whole unit: `3d`, `5h`, `12m`, `40s`. */
 export function shortAge(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -125,6 +128,7 @@ export function computeStatus(loaded: StatusInputs, now: number): StatusReport {
 /** Step 3a: the `--json` document. */
 export function statusJson(r: StatusReport): Record<string, unknown> {
   return {
+    schemaVersion: STATUS_SCHEMA_VERSION,
     db: r.paths.db,
     lastWritten: r.written === null ? null : new Date(r.written * 1000).toISOString(),
     recorderRunning: r.recorder.status === "ok",

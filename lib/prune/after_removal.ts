@@ -14,10 +14,12 @@ import { pruneContentSafely } from "./content_prune.ts";
 import type { PruneOutcome } from "./report.ts";
 import { formatBytes } from "../core/units.ts";
 
-/** Where the steps print: a human-readable line, an error line. */
+/** Where the steps print: a human-readable line, an error line, an updating progress line. */
 export interface Lines {
   say(text: string): void;
   error(text: string): void;
+  /** `label done/total` on a terminal, in place; nothing elsewhere. */
+  progress?(label: string, done: number, total: number): void;
 }
 
 /** Container clean-up of every namespace of `namespaces`. */
@@ -29,7 +31,8 @@ export async function cleanContainers(
   opts: CleanupOptions = {},
 ): Promise<NonNullable<PruneOutcome["containers"]>> {
   const result = { deleted: [] as string[], kept: [] as string[], errors: [] as string[] };
-  for (const ns of namespaces) {
+  for (const [i, ns] of namespaces.entries()) {
+    out.progress?.(`cleaning up containers in ${ns}, namespace`, i + 1, namespaces.length);
     try {
       const r = await cleanupContainers(containerd, ns, now, opts);
       for (const s of r.skipped) out.say(`(skipping container) ${s}`);
@@ -78,7 +81,8 @@ export async function cleanContent(
       skipped: s.why,
     });
   }
-  for (const ns of plan.prune) {
+  for (const [i, ns] of plan.prune.entries()) {
+    out.progress?.(`pruning content in ${ns}, namespace`, i + 1, plan.prune.length);
     try {
       const r = await pruneContentSafely(containerd, ns);
       for (const refs of r.protected) {

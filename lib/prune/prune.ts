@@ -56,7 +56,7 @@ async function showAndAsk(run: PruneRun, shown: ImagePlan[]): Promise<boolean> {
   const { io, opts } = run;
   run.say("NS REF_TO_PRUNE");
   // One write: a line each would be a write syscall each (a thousand refs: ~6 ms of CPU).
-  run.human.write(shown.flatMap((p) => p.refs.map((ref) => `${p.ns} ${ref}\n`)).join(""));
+  run.out.sayAll(shown.flatMap((p) => p.refs.map((ref) => `${p.ns} ${ref}`)));
   if (opts.mode !== "ask") return true;
   io.stdout.write("Prune (y/n)? ");
   const answer = await io.readLine();

@@ -10,7 +10,7 @@ import type { Containerd } from "../ctr/gateway.ts";
 import { errorText } from "../core/errors.ts";
 import { imagesElsewhere, snapshotAll } from "../node/inventory.ts";
 import type { NamespaceSnapshot } from "../core/containerd.ts";
-import { type Io, println, type Writer } from "../core/io.ts";
+import { type Io, println } from "../core/io.ts";
 import { type ImagePlan, planNamespace, prunableSet } from "../policy/plan.ts";
 import { confirmPass } from "../policy/recheck.ts";
 import type { Budget } from "../policy/budget.ts";
@@ -22,6 +22,7 @@ import {
   imageDisk,
 } from "../policy/disk.ts";
 import type { Lines } from "./after_removal.ts";
+import { RunOutput } from "./run_output.ts";
 import { loadUsageDb, USAGE_FILE } from "../state/usage_db.ts";
 import { loadExtras, rememberPins } from "./plan_inputs.ts";
 
@@ -67,9 +68,8 @@ export interface Pass {
 
 /** The state of one prune run, its output and its planning passes. */
 export class PruneRun {
-  readonly warned = new Set<string>();
-  /** Where human-readable lines go: stdout, or stderr under --json. */
-  readonly human: Writer;
+  /** Where the run prints (human lines, warnings, errors, progress). */
+  readonly out: RunOutput;
   readonly started: number;
   /** The latest pass's snapshots: the content store right before removal. */
   latest: NamespaceSnapshot[] = [];
@@ -87,7 +87,7 @@ export class PruneRun {
     /** Every namespace. */
     readonly all: string[],
   ) {
-    this.human = opts.json ? io.stderr : io.stdout;
+    this.out = new RunOutput(io, opts.json);
     this.started = io.now();
   }
 
@@ -104,17 +104,16 @@ export class PruneRun {
   }
 
   say(text: string): void {
-    println(this.human, text);
+    this.out.say(text);
   }
 
   warn(text: string): void {
-    if (!this.warned.has(text)) println(this.io.stderr, `Warning: ${text}`);
-    this.warned.add(text);
+    this.out.warn(text);
   }
 
-  /** Where the clean-up steps print: human lines, errors. */
+  /** Where the clean-up steps print: human lines, errors, progress. */
   get lines(): Lines {
-    return { say: (t) => this.say(t), error: (t) => println(this.io.stderr, t) };
+    return this.out.lines;
   }
 
   /**

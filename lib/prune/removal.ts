@@ -22,13 +22,13 @@ function empty(): RemovalOutcome {
  * Removes the planned refs of namespace `ns`, REMOVE_CHUNK refs per ctr process. Right before
  * each chunk's removal, one listing of the chunk's refs re-reads them: a ref that now points to
  * another digest than planned (re-pointed by a pull meanwhile) is kept, one that is no longer
- * listed is already gone.
+ * listed is already gone. `onChunk` hears how many refs each chunk settled (for a progress line).
  */
 export async function removeImages(
   containerd: Containerd,
   ns: string,
   refs: PlannedRef[],
-  opts: { sync?: boolean } = {},
+  opts: { sync?: boolean; onChunk?: (refs: number) => void } = {},
 ): Promise<RemovalOutcome> {
   const total = empty();
   for (let i = 0; i < refs.length; i += REMOVE_CHUNK) {
@@ -54,6 +54,7 @@ export async function removeImages(
     total.missing.push(...outcome.missing);
     total.failed.push(...outcome.failed);
     total.moved.push(...outcome.moved);
+    opts.onChunk?.(planned.length);
   }
   return total;
 }

@@ -111,7 +111,13 @@ export interface PlanDocumentInput {
   outcome: PruneOutcome | null;
 }
 
-/** The --json document (version 1). */
+/**
+ * The version of the prune --json document's shape (schemas/prune.schema.json; docs/json.md
+ * says when it changes). `version` is its older name, kept with the same value.
+ */
+export const PRUNE_SCHEMA_VERSION = 1;
+
+/** The --json document (schemas/prune.schema.json). */
 export function planDocument(input: PlanDocumentInput): unknown {
   const images = input.images.map((p) => ({
     namespace: p.ns,
@@ -137,7 +143,8 @@ export function planDocument(input: PlanDocumentInput): unknown {
   }));
   const o = input.outcome;
   return {
-    version: 1,
+    schemaVersion: PRUNE_SCHEMA_VERSION,
+    version: PRUNE_SCHEMA_VERSION,
     mode: input.mode,
     generatedAt: new Date(input.generatedAt * 1000).toISOString(),
     policy: input.policy,

@@ -28,7 +28,7 @@
  *
  *   deno run -A scripts/bench/bench.ts [--plan-runs N] [--startup-runs N] [--rebuild]
  *
- * Needs root, containerd, runc, ctr, busybox, go and bbolt (scripts/setup.sh installs them) and
+ * Needs root, containerd, runc, ctr and busybox (scripts/setup_demo.sh installs them) and
  * GNU time (installed from Debian when missing).
  *
  * @module

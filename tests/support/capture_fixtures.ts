@@ -10,7 +10,7 @@
  * and the shim all come from that package. Default: CTRE_TEST_CONTAINERD, else 1.6.20. OUT_DIR
  * defaults to tests/testdata/ctr-<major.minor>.
  *
- * Needs root, containerd, ctr, runc, /bin/busybox, go + golang-github-coreos-bbolt-dev (aging).
+ * Needs root, containerd, ctr, runc, /bin/busybox (aging content: tests/support/bolt_stamp.ts).
  * See tests/testdata/README.md for what each file is.
  *
  * @module

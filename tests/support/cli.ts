@@ -39,10 +39,13 @@ export interface CliOptions {
   minFreeRoot?: string;
 }
 
+/** Commands that read no state dir and talk to no containerd: no --address, no --state-dir. */
+const UNSCOPED = new Set(["completion", "man"]);
+
 /** The argument vector of `deno` that runs ctre under the shipped permissions. */
 export function ctreArgs(args: string[], opts: CliOptions): string[] {
   const [command, ...rest] = args;
-  const scoped = command === undefined || command.startsWith("-") ? [] : [
+  const scoped = command === undefined || command.startsWith("-") || UNSCOPED.has(command) ? [] : [
     ...(opts.address === undefined ? [] : ["--address", opts.address]),
     "--state-dir",
     opts.stateDir,

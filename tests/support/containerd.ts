@@ -9,7 +9,7 @@
  *   });
  *
  * Needs root, `containerd`, `ctr`, `runc`, `containerd-shim-runc-v2` on PATH, /bin/busybox, and
- * for {@linkcode TestContainerd.ageContent} `go` plus Debian's golang-github-coreos-bbolt-dev.
+ * ({@linkcode TestContainerd.ageContent} rewrites the bolt DB itself: tests/support/bolt_stamp.ts).
  * containerd, ctr and the shim must be the version `CTRE_TEST_CONTAINERD` names (default 1.6.20;
  * scripts/test.sh puts that version's bin dir first on PATH): {@linkcode TestContainerd.start}
  * checks it once per process and throws otherwise.
@@ -26,6 +26,7 @@
  * @module
  */
 
+import { backdate } from "./bolt_stamp.ts";
 import { buildOciImage } from "./oci_image.ts";
 
 /** Exit code and decoded output of one `ctr` run. */
@@ -248,62 +249,6 @@ export async function processesReferencing(dir: string): Promise<ProcInfo[]> {
     // `ps`, `find` and `cat` run by this module mention the dir themselves
     !/^(ps|find|cat) /.test(p.args)
   );
-}
-
-// ---------------------------------------------------------------------------------------------
-// agecontent: a small Go tool that rewrites blob timestamps in containerd's bolt DB.
-
-const AGECONTENT_SOURCE = new URL("./agecontent/main.go", import.meta.url);
-let agecontentBinary: Promise<string> | undefined;
-
-/** Builds tests/support/agecontent once per source version; returns the binary's path. */
-export function agecontent(): Promise<string> {
-  agecontentBinary ??= buildAgecontent().catch((e) => {
-    agecontentBinary = undefined;
-    throw e;
-  });
-  return agecontentBinary;
-}
-
-async function buildAgecontent(): Promise<string> {
-  const source = await Deno.readFile(AGECONTENT_SOURCE);
-  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
-  const hex = Array.from(hash.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
-  const cacheDir = `/tmp/ctre-test-agecontent-${hex}`;
-  const binary = `${cacheDir}/agecontent`;
-  if (await exists(binary)) return binary;
-  await Deno.mkdir(cacheDir, { recursive: true });
-  // GOPATH mode against Debian's packaged sources: offline, no go.mod, no module proxy.
-  const srcDir = await Deno.makeTempDir({ dir: cacheDir, prefix: "src-" });
-  try {
-    await Deno.writeFile(`${srcDir}/main.go`, source);
-    const tmpBinary = `${srcDir}/agecontent`;
-    const out = await new Deno.Command("go", {
-      args: ["build", "-o", tmpBinary, "."],
-      cwd: srcDir,
-      env: {
-        GO111MODULE: "off",
-        GOPATH: "/usr/share/gocode",
-        GOFLAGS: "",
-        GOPROXY: "off",
-        GOCACHE: `/tmp/ctre-test-agecontent-gocache`,
-        CGO_ENABLED: "0",
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (out.code !== 0) {
-      throw new Error(
-        `go build of ${AGECONTENT_SOURCE.pathname} failed (needs golang-go and ` +
-          `golang-github-coreos-bbolt-dev):\n${decoder.decode(out.stderr)}`,
-      );
-    }
-    await Deno.rename(tmpBinary, binary); // atomic: concurrent builders both end up with one
-  } finally {
-    await Deno.remove(srcDir, { recursive: true }).catch(() => {});
-  }
-  return binary;
 }
 
 /**
@@ -821,11 +766,9 @@ export class TestContainerd {
    * to now - ageSeconds in the bolt DB, starts containerd again.
    */
   async ageContent(ns: string, digests: string[], ageSeconds: number): Promise<void> {
-    const tool = await agecontent();
     await this.stopDaemon();
     try {
-      const r = await runQuiet(tool, [this.metaDb, ns, String(Math.round(ageSeconds)), ...digests]);
-      if (r.code !== 0) throw new Error(`agecontent failed (${r.code}): ${r.stderr.trim()}`);
+      await backdate(this.metaDb, ns, "content", digests, ageSeconds);
     } finally {
       await this.startDaemon();
     }

@@ -28,7 +28,8 @@
  * @module
  */
 
-import { agecontent, TestContainerd } from "./containerd.ts";
+import { backdate } from "./bolt_stamp.ts";
+import { TestContainerd } from "./containerd.ts";
 import { buildOciImage } from "./oci_image.ts";
 import { TestRegistry } from "./registry.ts";
 
@@ -409,22 +410,15 @@ export class CriNode {
 
   /**
    * Backdates containers (CreatedAt, UpdatedAt) in containerd's metadata DB by `ageSeconds`:
-   * stops containerd, rewrites them (tests/support/agecontent), starts it again and waits until
+   * stops containerd, rewrites them (tests/support/bolt_stamp.ts), starts it again and waits until
    * CRI answers (CRI recovers its pods and containers as after any containerd restart; running
    * tasks keep running). For clean-up rules that spare containers updated recently.
    */
   async ageContainers(ids: string[], ageSeconds: number): Promise<void> {
-    const tool = await agecontent();
     const c = this.containerd;
     await c.stopDaemon();
     try {
-      const out = await new Deno.Command(tool, {
-        args: [c.metaDb, CRI_NAMESPACE, String(Math.round(ageSeconds)), ...ids],
-        env: { AGECONTENT_BUCKET: "containers" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      if (out.code !== 0) throw new Error(`agecontent failed: ${decoder.decode(out.stderr)}`);
+      await backdate(c.metaDb, CRI_NAMESPACE, "containers", ids, ageSeconds);
     } finally {
       await c.startDaemon();
     }
