@@ -176,53 +176,98 @@ Deno.test({
   },
 });
 
-/** The layer digests of manifest `digest` (its `gc.ref.content.l.*` labels) in `ns`. */
-async function layerLabels(c: TestContainerd, ns: string, digest: string): Promise<string[]> {
+/** The layer digests manifest `digest` references in `ns` under label `prefix` + n. */
+async function layerLabels(
+  c: TestContainerd,
+  ns: string,
+  digest: string,
+  prefix = "containerd.io/gc.ref.content.l.",
+): Promise<string[]> {
   const line = (await c.ctrOk(["-n", ns, "content", "ls"])).split("\n")
     .find((l) => l.startsWith(digest)) ?? "";
-  return [...line.matchAll(/containerd\.io\/gc\.ref\.content\.l\.\d+=(sha256:[0-9a-f]{64})/g)]
+  const key = prefix.replaceAll(".", "\\.");
+  return [...line.matchAll(new RegExp(`${key}\\d+=(sha256:[0-9a-f]{64})`, "g"))]
     .map((m) => m[1]!).sort();
 }
 
+/** ctre's copies of a manifest's layer references (lib/policy/layer_guard.ts). */
+const KEPT = "containerd.io/gc.ref.content.ctre.l.";
+
 Deno.test({
   name: "ctre prune -f keeps the layers of a kept image that was never unpacked",
-  async fn() {
+  async fn(t) {
     await withContainerd(async (c) => {
       const stateDir = await tempStateDir();
+      let olds = 0;
+      /** A forced prune; an old image to remove first, as content is pruned after a removal. */
+      const prune = async () => {
+        const old = await c.importImage("default", img(`old${++olds}`), `old${olds}`);
+        await c.ageContent("default", [old], 30 * DAY);
+        const r = await runCtre(["prune", "-f", "--double-check", "0", "--json"], {
+          address: c.address,
+          stateDir,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        return { r, doc: JSON.parse(r.stdout) };
+      };
+      const blobs = async () => await c.ctrOk(["-n", "default", "content", "ls", "-q"]);
       const offline = await c.importImage("default", img("offline"), "offline", [], {
         unpack: false,
         layers: 2,
       });
+      const gone = await c.importImage("default", img("gone"), "gone", [], { unpack: false });
       const unpacked = await c.importImage("default", img("unpacked"), "unpacked", [], {
         layers: 2,
       });
-      const old = await c.importImage("default", img("old"), "old");
-      await c.ageContent("default", [old], 30 * DAY);
       const offlineLayers = await layerLabels(c, "default", offline);
+      const goneLayers = await layerLabels(c, "default", gone);
       const unpackedLayers = await layerLabels(c, "default", unpacked);
       assert.equal(offlineLayers.length, 2);
+      assert.equal(goneLayers.length, 1);
       assert.equal(unpackedLayers.length, 2);
 
-      const r = await runCtre(["prune", "-f", "--double-check", "0", "--json"], {
-        address: c.address,
-        stateDir,
+      await t.step("the first prune keeps the only copies, and drops the others", async () => {
+        const { r, doc } = await prune();
+        assert.deepEqual(doc.removal.removed, [{ namespace: "default", ref: img("old1") }]);
+        assert.deepEqual(doc.removal.content[0].protected, [img("gone"), img("offline")]);
+        assert.match(r.stderr, /^\(protected content\) default docker.io\/library\/offline:1: /m);
+        const left = await blobs();
+        for (const l of offlineLayers) assert.ok(left.includes(l), `offline layer ${l} kept`);
+        for (const l of unpackedLayers) assert.ok(!left.includes(l), `unpacked layer ${l} went`);
+        // The plain prune stripped every layer reference; ctre's copies hold the layers.
+        assert.deepEqual(await layerLabels(c, "default", offline), []);
+        assert.deepEqual(await layerLabels(c, "default", offline, KEPT), offlineLayers);
+        // What the store shrank by is measured, not the removed image's size.
+        const t = doc.totals;
+        assert.equal(t.reclaimedBytes, t.contentBytesBefore - t.contentBytesAfter);
+        assert.ok(t.reclaimedBytes > t.removedImageBytes, JSON.stringify(t));
       });
-      assert.equal(r.code, 0, r.stderr);
-      const doc = JSON.parse(r.stdout);
-      assert.deepEqual(doc.removal.removed, [{ namespace: "default", ref: img("old") }]);
-      assert.deepEqual(doc.removal.content[0].protected, [img("offline")]);
-      assert.match(r.stderr, /^\(protected content\) default docker.io\/library\/offline:1: /m);
-      // The never-unpacked image keeps its references and blobs; the unpacked one lost both
-      // (it runs from its snapshot).
-      const blobs = await c.ctrOk(["-n", "default", "content", "ls", "-q"]);
-      for (const l of offlineLayers) assert.ok(blobs.includes(l), `offline layer ${l} kept`);
-      for (const l of unpackedLayers) assert.ok(!blobs.includes(l), `unpacked layer ${l} went`);
-      assert.deepEqual(await layerLabels(c, "default", offline), offlineLayers);
-      // What the store shrank by is measured, not the removed image's size.
-      const t = doc.totals;
-      assert.equal(t.reclaimedBytes, t.contentBytesBefore - t.contentBytesAfter);
-      assert.ok(t.reclaimedBytes > t.removedImageBytes, JSON.stringify(t));
-      await assertKeptImagesRun(c);
+
+      await t.step("a second prune keeps them too", async () => {
+        const { doc } = await prune();
+        assert.deepEqual(doc.removal.content[0].protected, [img("gone"), img("offline")]);
+        const left = await blobs();
+        for (const l of [...offlineLayers, ...goneLayers]) assert.ok(left.includes(l), l);
+      });
+
+      await t.step("nothing kept outlives its image", async () => {
+        await c.ctrOk(["-n", "default", "image", "rm", img("gone")]);
+        const { doc } = await prune();
+        assert.deepEqual(doc.removal.content[0].protected, [img("offline")]);
+        const left = await blobs();
+        for (const d of [gone, ...goneLayers]) assert.ok(!left.includes(d), `${d} went`);
+        for (const l of offlineLayers) assert.ok(left.includes(l), l);
+      });
+
+      await t.step("the kept image runs; once unpacked, its layers go as any other's", async () => {
+        await assertKeptImagesRun(c);
+        const { doc } = await prune();
+        assert.deepEqual(doc.removal.content[0].protected, []);
+        assert.deepEqual(await layerLabels(c, "default", offline, KEPT), []);
+        const left = await blobs();
+        for (const l of offlineLayers) assert.ok(!left.includes(l), `${l} went`);
+        await assertKeptImagesRun(c);
+      });
     });
   },
 });

@@ -1,6 +1,6 @@
 /** Which layer references content prune may strip (layer_guard.ts), as tables. */
 import assert from "node:assert/strict";
-import { isLayerLabel, planContentPrune } from "../lib/policy/layer_guard.ts";
+import { isLayerLabel, KEPT_PREFIX, keptKey, planContentPrune } from "../lib/policy/layer_guard.ts";
 import { pruneContentSafely } from "../lib/prune/content_prune.ts";
 import { parseSnapshotLs } from "../lib/ctr/listings.ts";
 import type { ContentBlob, ImageRow, SnapshotRow } from "../lib/core/containerd.ts";
@@ -17,6 +17,9 @@ Deno.test("isLayerLabel() matches what ctr content prune references strips", asy
     ["containerd.io/gc.ref.content.m.0", false],
     ["containerd.io/gc.ref.snapshot.overlayfs", false],
     ["containerd.io/uncompressed", false],
+    // ctre's copies (layer_guard.ts): ctr's prune leaves them.
+    [keptKey("containerd.io/gc.ref.content.l.0"), false],
+    [keptKey("containerd.io/gc.ref.content.3"), false],
   ];
   for (const [key, want] of cases) {
     await t.step(`${key}: ${want}`, () => assert.equal(isLayerLabel(key), want));
@@ -55,7 +58,7 @@ function blob(name: string, labels: Record<string, string> = {}): ContentBlob {
 /** An image `name`: manifest → config (+ snapshot label for `snapshotter`) and one layer. */
 function imageBlobs(
   name: string,
-  opts: { snapshotter?: string; stripped?: boolean } = {},
+  opts: { snapshotter?: string; stripped?: boolean; kept?: boolean } = {},
 ): ContentBlob[] {
   const sn = opts.snapshotter === undefined
     ? {}
@@ -64,6 +67,7 @@ function imageBlobs(
     blob(`${name}-m`, {
       "containerd.io/gc.ref.content.config": D(`${name}-c`),
       ...(opts.stripped ? {} : { "containerd.io/gc.ref.content.l.0": D(`${name}-l`) }),
+      ...(opts.kept ? { "containerd.io/gc.ref.content.ctre.l.0": D(`${name}-l`) } : {}),
     }),
     blob(`${name}-c`, sn),
     blob(`${name}-l`),
@@ -88,7 +92,10 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
     images: ImageRow[];
     snapshots: SnapshotRow[];
     unsafe: string[];
-    strip: string[];
+    /** Manifests that get copies of their layer references before the prune. */
+    keep: string[];
+    /** Manifests whose copies go. */
+    release?: string[];
   }[] = [
     {
       name: "unpacked: its references may go",
@@ -96,7 +103,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("a:1", "a-m")],
       snapshots: committed("a"),
       unsafe: [],
-      strip: ["a-m"],
+      keep: [],
     },
     {
       name: "never unpacked (no snapshot label): protected",
@@ -104,7 +111,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("a:1", "a-m"), row("b:1", "b-m"), row("b:2", "b-m")],
       snapshots: committed("a"),
       unsafe: ["b:1 b:2"],
-      strip: ["a-m"],
+      keep: ["b-m"],
     },
     {
       name: "labelled, but the snapshot is gone: protected",
@@ -112,7 +119,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("a:1", "a-m")],
       snapshots: [],
       unsafe: ["a:1"],
-      strip: [],
+      keep: ["a-m"],
     },
     {
       name: "an active snapshot of that key does not count",
@@ -120,7 +127,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("a:1", "a-m")],
       snapshots: [{ key: D("a-chain"), parent: null, kind: "Active" }],
       unsafe: ["a:1"],
-      strip: [],
+      keep: ["a-m"],
     },
     {
       name: "unpacked for another snapshotter only (not in ctr's list): protected",
@@ -128,7 +135,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("a:1", "a-m")],
       snapshots: committed("other"),
       unsafe: ["a:1"],
-      strip: [],
+      keep: ["a-m"],
     },
     {
       name: "references already stripped: nothing to protect, nothing to say",
@@ -136,7 +143,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("a:1", "a-m")],
       snapshots: [],
       unsafe: [],
-      strip: [],
+      keep: [],
     },
     {
       name: "an index: runnable if one of its manifests is",
@@ -151,7 +158,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("multi:1", "idx")],
       snapshots: committed("a"),
       unsafe: [],
-      strip: ["a-m", "arm-m"],
+      keep: [],
     },
     {
       name: "an index none of whose manifests is unpacked: all protected",
@@ -163,7 +170,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("multi:1", "idx"), row("a:1", "a-m")],
       snapshots: committed("a"),
       unsafe: ["multi:1"],
-      strip: ["a-m"],
+      keep: ["b-m"],
     },
     {
       name: "a manifest no image names (being pulled or left over): stripped, as ctr does",
@@ -171,7 +178,7 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("b:1", "b-m")],
       snapshots: [],
       unsafe: ["b:1"],
-      strip: ["orphan-m"],
+      keep: ["b-m"],
     },
     {
       name: "an image whose target is not in the content list: nothing of it touched",
@@ -179,15 +186,53 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       images: [row("a:1", "a-m"), row("new:1", "new-m")],
       snapshots: committed("a"),
       unsafe: [],
-      strip: ["a-m"],
+      keep: [],
+    },
+    {
+      name: "copies made by an earlier prune, references since stripped: still protected",
+      blobs: imageBlobs("a", { stripped: true, kept: true }),
+      images: [row("a:1", "a-m")],
+      snapshots: [],
+      unsafe: ["a:1"],
+      keep: [],
+    },
+    {
+      name: "copies on an image unpacked since: they go",
+      blobs: imageBlobs("a", { snapshotter: "overlayfs", stripped: true, kept: true }),
+      images: [row("a:1", "a-m")],
+      snapshots: committed("a"),
+      unsafe: [],
+      keep: [],
+      release: ["a-m"],
+    },
+    {
+      name: "copies on a manifest no image names: they go",
+      blobs: imageBlobs("orphan", { kept: true }),
+      images: [],
+      snapshots: [],
+      unsafe: [],
+      keep: [],
+      release: ["orphan-m"],
     },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
       const plan = planContentPrune(c.blobs, c.images, c.snapshots);
       assert.deepEqual(plan.unsafe.map((u) => u.refs.join(" ")), c.unsafe);
-      assert.deepEqual(plan.strip.map((s) => s.digest).sort(), c.strip.map(D).sort());
-      for (const s of plan.strip) assert.ok(s.labels.every(isLayerLabel));
+      assert.deepEqual(plan.keep.map((s) => s.digest).sort(), c.keep.map(D).sort());
+      assert.deepEqual(plan.release.map((s) => s.digest).sort(), (c.release ?? []).map(D).sort());
+      for (const k of plan.keep) {
+        const layers = c.blobs.find((b) => b.digest === k.digest)!.labels;
+        // A copy of each layer reference, under a key the prune leaves alone.
+        assert.deepEqual(
+          k.labels,
+          [...layers].filter(([l]) => isLayerLabel(l)).map(([l, v]) => [keptKey(l), v]),
+        );
+        for (const [key] of k.labels) assert.ok(!isLayerLabel(key), key);
+      }
+      for (const r of plan.release) {
+        assert.ok(r.labels.every(([k, v]) => k.startsWith(KEPT_PREFIX) && v === ""));
+      }
     });
   }
 });
@@ -220,29 +265,50 @@ Deno.test("pruneContentSafely() retries the transient not-found once", async () 
   assert.equal(prunes, 2);
 });
 
-Deno.test("pruneContentSafely() strips the others' references, then runs a GC", async () => {
+Deno.test("pruneContentSafely() copies the unsafe image's references, then prunes plainly", async () => {
   const n = new FakeNode();
-  n.addImage("default", "a:1");
-  n.addImage("default", "b:1");
-  n.addImage("default", "offline:1", { unpacked: false });
+  for (let i = 0; i < 20; i++) n.addImage("default", `a${i}:1`);
+  const offline = n.addImage("default", "offline:1", { unpacked: false, layers: 2 });
+  const layers = [...n.ns("default").content.get(offline)!.labels]
+    .filter(([k]) => isLayerLabel(k)).map(([, v]) => v);
   const r = await pruneContentSafely(n.ctr, "default");
   assert.deepEqual(r.protected, ["offline:1"]);
-  assert.equal(r.before - r.after, 2, "the two unpacked images' layers went");
-  const steps = n.ctr.calls.map((a) => a.slice(2, 4).join(" "));
-  assert.deepEqual(steps.filter((s) => s === "content label").length, 2);
-  assert.ok(!steps.includes("content prune"));
-  assert.deepEqual(n.ctr.calls.at(-2)!.slice(2, 5), ["leases", "delete", "--sync"]);
+  assert.equal(r.error, undefined);
+  assert.equal(r.before - r.after, 20, "the unpacked images' layers went");
+  for (const l of layers) assert.ok(n.has("default", l), "the only copy stays");
+  // As many processes as the plain prune, plus one label for the one unsafe manifest.
+  assert.deepEqual(n.ctr.calls.map((a) => a.slice(2, 4).join(" ")), [
+    "content ls",
+    "snapshot ls",
+    "image ls",
+    "content label",
+    "content prune",
+    "content ls",
+  ]);
+
+  // A second prune: nothing to label again, and the layers survive it too.
+  const seen = n.ctr.calls.length;
+  const again = await pruneContentSafely(n.ctr, "default");
+  assert.deepEqual(again.protected, ["offline:1"]);
+  assert.equal(n.ctr.calls.slice(seen).filter((a) => a[3] === "label").length, 0);
+  for (const l of layers) assert.ok(n.has("default", l), "still kept by the copies");
+  // The image removed: its manifest, the copies and the layers go in the same GC.
+  n.ns("default").images.delete("offline:1");
+  n.gc();
+  for (const l of layers) assert.ok(!n.has("default", l), "nothing outlives the image");
 });
 
-Deno.test("pruneContentSafely() reports a failed label, and still runs the GC", async () => {
+Deno.test("pruneContentSafely() does not prune when a copy cannot be made", async () => {
   const n = new FakeNode();
   n.addImage("default", "a:1");
   n.addImage("default", "offline:1", { unpacked: false });
   n.hook = (args) => args[3] === "label" ? fail("ctr: permission denied\n") : undefined;
+  const before = n.storeBytes();
   const r = await pruneContentSafely(n.ctr, "default");
   assert.match(
     r.error ?? "",
     /^ctr content label sha256:\S+ exited with code 1: ctr: permission denied$/,
   );
-  assert.ok(n.ctr.calls.some((a) => a[2] === "leases" && a[3] === "delete"));
+  assert.ok(!n.ctr.calls.some((a) => a[3] === "prune"), "the prune would delete the only copy");
+  assert.equal(n.storeBytes(), before);
 });

@@ -8,7 +8,7 @@ import { mapLimit } from "../core/concurrency.ts";
 import { errorText } from "../core/errors.ts";
 import { type Ctr, ctrOk } from "../ctr/runner.ts";
 import { parseContentLs, parseDigests, parseImageLs, parseSnapshotLs } from "../ctr/listings.ts";
-import { planContentPrune } from "../policy/layer_guard.ts";
+import { type LabelChange, planContentPrune } from "../policy/layer_guard.ts";
 
 /** `ctr content label` processes at once. */
 const LABEL_CONCURRENCY = 4;
@@ -38,45 +38,48 @@ async function withRetry(ctr: Ctr, args: string[]): Promise<string | undefined> 
   return error;
 }
 
+/** Applies `changes`, one `ctr content label` each; the first failure, if any. */
+async function applyLabels(
+  ctr: Ctr,
+  ns: string,
+  changes: LabelChange[],
+): Promise<string | undefined> {
+  const failures = await mapLimit(changes, LABEL_CONCURRENCY, async (c) => {
+    const r = await ctr.run([
+      "-n",
+      ns,
+      "content",
+      "label",
+      c.digest,
+      ...c.labels.map(([k, v]) => `${k}=${v}`),
+    ]);
+    // Gone since the listing (its image was removed): nothing left to label.
+    if (r.code === 0 || /not found/i.test(r.stderr)) return null;
+    return `ctr content label ${c.digest} exited with code ${r.code}: ${r.stderr.trim()}`;
+  });
+  return failures.find((f) => f !== null) ?? undefined;
+}
+
 /**
- * Content prune of `ns` that leaves every remaining image runnable (see the module doc). Lists
- * content, then snapshots, then images: an image that appears meanwhile is either listed (and
- * judged) or has no manifest in the content list (so none of its references is touched).
+ * Content prune of `ns` that leaves every remaining image runnable (see layer_guard.ts): copies
+ * the layer references of the manifests of images not runnable from a snapshot under keys the
+ * prune leaves alone, drops the copies no longer needed, then runs the plain `ctr content prune
+ * references`. Lists content, then snapshots, then images, then prunes: an image imported
+ * without unpacking between the listing and the prune is not protected (as with the plain prune
+ * alone); the window is the time of the few `ctr content label` calls.
  */
 export async function pruneContentSafely(ctr: Ctr, ns: string): Promise<ContentPruneResult> {
   const blobs = parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]));
   const snapshots = parseSnapshotLs(await ctrOk(ctr, ["-n", ns, "snapshot", "ls"]));
   const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
   const plan = planContentPrune(blobs, images, snapshots);
-  let error: string | undefined;
-  if (plan.unsafe.length === 0) {
-    error = await withRetry(ctr, ["-n", ns, "content", "prune", "references"]);
-  } else {
-    const failures = (await mapLimit(plan.strip, LABEL_CONCURRENCY, async (s) => {
-      const r = await ctr.run([
-        "-n",
-        ns,
-        "content",
-        "label",
-        s.digest,
-        ...s.labels.map((l) => `${l}=`),
-      ]);
-      // Gone since the listing: nothing left to strip.
-      if (r.code === 0 || /not found/i.test(r.stderr)) return null;
-      return `ctr content label ${s.digest} exited with code ${r.code}: ${r.stderr.trim()}`;
-    })).filter((f) => f !== null);
-    error = failures[0];
-    if (plan.strip.length > 0) {
-      // A label change does not start a GC; deleting a lease with --sync runs one and waits.
-      try {
-        const lease = (await ctrOk(ctr, ["-n", ns, "leases", "create", "--expires", "1h"]))
-          .trim();
-        await ctrOk(ctr, ["-n", ns, "leases", "delete", "--sync", lease]);
-      } catch (e) {
-        error ??= errorText(e);
-      }
-    }
-  }
+  const [keepError, releaseError] = await Promise.all([
+    applyLabels(ctr, ns, plan.keep),
+    applyLabels(ctr, ns, plan.release),
+  ]);
+  // Without the copies, the prune would delete the only copy of a layer: it does not run.
+  const error = keepError ??
+    await withRetry(ctr, ["-n", ns, "content", "prune", "references"]) ?? releaseError;
   const after = parseDigests(await ctrOk(ctr, ["-n", ns, "content", "ls", "-q"])).length;
   const out: ContentPruneResult = {
     before: blobs.length,
