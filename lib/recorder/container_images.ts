@@ -4,12 +4,19 @@
  * through their snapshot, image volumes through `image ls`). The only part of the recorder
  * that calls ctr for events.
  *
+ * Docker's containers name no image: their snapshot leads to one through the namespace's
+ * images, chains and snapshots (three ctr calls). That listing is kept per namespace until an
+ * image event there (`/images/create`, `/update`, `/delete`) or a reconnect; snapshots seen in
+ * events since complete it. A container whose snapshot leads to no image in it lists again,
+ * once per snapshot it stops at (a chain unpacked since the listing), so a busy docker node
+ * costs no ctr per container start.
+ *
  * @module
  */
 import { type Ctr, ctrOk } from "../ctr/runner.ts";
 import { errorText } from "../core/errors.ts";
 import { type CtrEvent, field } from "../ctr/events.ts";
-import { refsOfContainerSnapshot } from "../node/inventory.ts";
+import { listSnapshotLineage, refsOfSnapshotIn, type SnapshotLineage } from "../node/inventory.ts";
 import { imageVolumeOf } from "../policy/lineage.ts";
 import {
   parseContainerInfo,
@@ -52,6 +59,8 @@ export class CtrImageCache implements ImageCache {
   #volumeRefs = new Map<string, string[]>();
   /** `${ns} ${id}` → refs of a container without image found through its snapshot (maybe none). */
   #snapshotRefs = new Map<string, string[]>();
+  /** Per namespace: its snapshot lineage as last listed, and the snapshots it was listed for. */
+  #lineages = new Map<string, { lineage: SnapshotLineage; triedFor: Set<string> }>();
 
   constructor(readonly ctr: Ctr, readonly onError: (text: string) => void) {}
 
@@ -64,6 +73,11 @@ export class CtrImageCache implements ImageCache {
         if (id !== undefined) this.images.set(`${e.ns} ${id}`, field(p, "image") || null);
         return;
       }
+      case "/images/create":
+      case "/images/update":
+      case "/images/delete":
+        this.#lineages.delete(e.ns);
+        return;
       case "/containers/delete": {
         const id = field(p, "id");
         if (id !== undefined) {
@@ -105,6 +119,8 @@ export class CtrImageCache implements ImageCache {
       })),
     );
     const appeared: { ns: string; id: string }[] = [];
+    // Events may have been missed: listings are taken again when next needed.
+    this.#lineages.clear();
     const known = new Set(this.images.keys());
     this.images.clear();
     for (const { ns, rows } of lists) {
@@ -189,6 +205,27 @@ export class CtrImageCache implements ImageCache {
   }
 
   /**
+   * The refs container `id`'s snapshot leads to, in the namespace's lineage as last listed. Listed
+   * again when none is found and the walk ends where no listing was taken for yet (a chain
+   * unpacked since, a container the listing predates).
+   */
+  async #lineageRefs(ns: string, id: string, seen: SnapshotRow[]): Promise<string[]> {
+    const cached = this.#lineages.get(ns);
+    if (cached !== undefined) {
+      const found = refsOfSnapshotIn(cached.lineage, id, seen);
+      if (found.refs.length > 0 || cached.triedFor.has(found.top)) return found.refs;
+    }
+    const fresh = {
+      lineage: await listSnapshotLineage(this.ctr, ns),
+      triedFor: cached?.triedFor ?? new Set<string>(),
+    };
+    this.#lineages.set(ns, fresh);
+    const found = refsOfSnapshotIn(fresh.lineage, id, seen);
+    fresh.triedFor.add(found.top);
+    return found.refs;
+  }
+
+  /**
    * The refs a container without `Image` (docker's) runs from, through its snapshot; looked up
    * at start (`fresh`), remembered for its exit, also when none is found (empty).
    */
@@ -197,7 +234,7 @@ export class CtrImageCache implements ImageCache {
     const known = this.#snapshotRefs.get(key);
     if (known !== undefined && !fresh) return known;
     try {
-      const refs = await refsOfContainerSnapshot(this.ctr, ns, id, this.#seenSnapshots(ns, id));
+      const refs = await this.#lineageRefs(ns, id, this.#seenSnapshots(ns, id));
       // Remembered also when empty: its exit then costs no second look-up that would find
       // the same nothing (a failed look-up is not remembered, so the exit tries again).
       this.#snapshotRefs.set(key, refs);

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { CtrImageCache, type ImageCache } from "./container_images.ts";
 import { type Ctr, type CtrStream } from "../ctr/runner.ts";
 import { errorText } from "../core/errors.ts";
-import { type CtrEvent, field, parseEventLine, payloadTime } from "../ctr/events.ts";
+import { type CtrEvent, field, parseEventLineFor, payloadTime } from "../ctr/events.ts";
 import { type Io, println } from "../core/io.ts";
 import { parseTaskLs } from "../ctr/listings.ts";
 import { type RejectedLine, setAsideRejected } from "../state/line_file.ts";
@@ -40,6 +40,20 @@ export interface RecordOptions {
   /** Write Prometheus metrics to <state-dir>/metrics/ctre.prom. */
   metrics: boolean;
 }
+
+/** The topics {@linkcode Recorder.handle} reads a payload of; the others it only counts. */
+const READ_TOPICS = new Set([
+  "/containers/create",
+  "/containers/update",
+  "/containers/delete",
+  "/images/create",
+  "/images/update",
+  "/snapshot/prepare",
+  "/snapshot/commit",
+  "/snapshot/remove",
+  "/tasks/create",
+  "/tasks/exit",
+]);
 
 export const BACKOFF_START_S = 1;
 export const BACKOFF_MAX_S = 30;
@@ -143,7 +157,8 @@ export class Recorder {
   async handleLine(line: string): Promise<void> {
     let event: CtrEvent;
     try {
-      event = parseEventLine(line);
+      // An ignored topic's payload is parsed only for its first line, which is printed.
+      event = parseEventLineFor(line, (t) => READ_TOPICS.has(t) || !this.#topics.has(t));
     } catch (e) {
       this.#error(`${errorText(e)}, skipping`);
       return;
@@ -175,8 +190,12 @@ export class Recorder {
         }
         return;
       }
+      case "/images/delete":
+        this.cache.observe(e);
+        return;
       case "/images/create":
       case "/images/update": {
+        this.cache.observe(e);
         // A pull (also of a tag whose content is already here) or a re-tag: a use of the ref.
         const name = field(p, "name");
         if (name === undefined || name === "") throw new Error("no image name in payload");
