@@ -118,6 +118,8 @@ interface Row {
   floorMs: number;
   images: number;
   note?: string;
+  /** What the ctr processes were, by command: "count × `command` summed wall". */
+  byCommand: string;
 }
 
 /** A step's figures from one measured run and its wrapper's spans. */
@@ -129,7 +131,18 @@ async function rowOf(
   wallMs = m.wallMs,
 ): Promise<Row> {
   const spans = await w.spans();
+  const kinds = new Map<string, number[]>();
+  for (const s of spans) {
+    // The command without namespace, address, ids or refs: `image rm`, `containers info`, ….
+    const words = s.args.replace(/--address \S+ ?/, "").replace(/^-n \S+ ?/, "").split(" ");
+    const kind = words.filter((x) => /^[a-z-]+$/.test(x)).slice(0, 2).join(" ");
+    kinds.set(kind, [...(kinds.get(kind) ?? []), s.endMs - s.startMs]);
+  }
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const byCommand = [...kinds].sort((a, b) => sum(b[1]) - sum(a[1]))
+    .map(([k, xs]) => `${xs.length} × \`${k}\` ${ms(sum(xs))}`).join(", ");
   return {
+    byCommand,
     step,
     wallMs,
     ctr: spans.length,
@@ -406,10 +419,16 @@ function report(results: SizeResult[], loads: string[]): void {
       const b = ten.rows.find((r) => r.step === step)!;
       const pa = a.wallMs / one.images;
       const pb = b.wallMs / ten.images;
+      const fa = a.floorMs / one.images;
+      const fb = b.floorMs / ten.images;
       verdict(
         pb <= pa,
-        `${step}: wall per image at ×10 (${us(pb)}) ≤ at ×1 (${us(pa)})`,
+        `${step}: wall per image at ×10 (${us(pb)}) ≤ at ×1 (${us(pa)}); its ctr floor per ` +
+          `image: ${us(fb)} at ×10, ${us(fa)} at ×1`,
       );
+      const oa = a.ownMs / one.images;
+      const ob = b.ownMs / ten.images;
+      verdict(ob <= oa, `${step}: ctre's own CPU per image at ×10 (${us(ob)}) ≤ at ×1 (${us(oa)})`);
     }
   }
   if (ten) {
@@ -426,6 +445,9 @@ function report(results: SizeResult[], loads: string[]): void {
       ...markdownTable(header, rows),
       "",
       `Load average (1, 5, 15 min) before each size and at the end: ${loads.join("; ")}.`,
+      "",
+      "ctr processes by command (count × command, their summed wall):",
+      ...results.flatMap((r) => r.rows.map((x) => `- ×${r.scale} ${x.step}: ${x.byCommand}`)),
       "",
       ...verdicts,
       ...failures.map((f) => `FAIL (correctness) ${f}`),

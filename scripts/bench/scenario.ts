@@ -34,6 +34,8 @@ export const DAY = 86400;
 export const AGED_SECONDS = 30 * DAY;
 /** A cache older than this is rebuilt: its young images would be getting old. */
 const CACHE_MAX_AGE_SECONDS = 3 * DAY;
+/** How long one `ctr image import` of a namespace's images may take. */
+const IMPORT_TIMEOUT_MS = 15 * 60_000;
 /** Bump when the scenario changes in a way the key below does not see. */
 const SCENARIO_VERSION = 1;
 
@@ -370,7 +372,9 @@ export async function prepareImages(
     const tar = join(c.dir, `import-${s.short}.tar`);
     await Deno.writeFile(tar, set.tar);
     const t = performance.now();
-    await c.ctrOk(["-n", s.ns, "image", "import", tar]);
+    // Thousands of refs in one import outlast the harness's 60 s ctr timeout on a busy machine.
+    const r = await c.ctrRaw(["-n", s.ns, "image", "import", tar], IMPORT_TIMEOUT_MS);
+    if (r.code !== 0) throw new Error(`ctr image import into ${s.ns} exited with ${r.code}`);
     await Deno.remove(tar);
     log(
       `  imported ${entries.length} refs into ${s.ns} in ${
