@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { ParseError } from "../lib/core/errors.ts";
-import { type CtrEvent, field, parseEventLine, payloadTime } from "../lib/ctr/events.ts";
+import {
+  type CtrEvent,
+  field,
+  parseEventLine,
+  parseEventLineFor,
+  payloadTime,
+} from "../lib/ctr/events.ts";
 
 /** 2026-11-27 17:12:41 UTC in unix seconds. */
 const T0 = Date.UTC(2026, 10, 27, 17, 12, 41) / 1000;
@@ -116,6 +122,20 @@ Deno.test("parseEventLine() reads a time without fraction (the original crashed 
   // Regression: the Python event_lines() parsed with "%H:%M:%S.%f" and raised on "17:12:41".
   const e = parseEventLine('2026-11-27 17:12:41 +0000 UTC k8s.io /tasks/start {"pid":1}');
   assert.equal(e.time, T0);
+});
+
+Deno.test("parseEventLineFor() parses only the payloads asked for", () => {
+  const wanted = (t: string) => t === "/tasks/exit";
+  const start = '2026-11-27 17:12:41.5 +0000 UTC k8s.io /tasks/start {"pid":1}';
+  const exit = '2026-11-27 17:12:42 +0000 UTC k8s.io /tasks/exit {"pid":1,"id":"a"}';
+  assert.deepEqual(parseEventLineFor(start, wanted).payload, {});
+  assert.equal(parseEventLineFor(start, wanted).time, T0 + 0.5);
+  assert.deepEqual(parseEventLineFor(exit, wanted).payload, { pid: 1, id: "a" });
+  assert.equal(parseEventLineFor(exit, wanted).time, T0 + 1, "the next second, not the last");
+  // An ignored topic's broken payload is not read, so not an error; a read one's is.
+  const broken = (topic: string) => `2026-11-27 17:12:41 +0000 UTC k8s.io ${topic} {"pid":`;
+  assert.deepEqual(parseEventLineFor(broken("/tasks/start"), wanted).payload, {});
+  assert.throws(() => parseEventLineFor(broken("/tasks/exit"), wanted), ParseError);
 });
 
 Deno.test("parseEventLine() throws ParseError for malformed lines", async (t) => {

@@ -410,9 +410,39 @@ Deno.test("Recorder looks up a docker container whose snapshot leads to no image
   assert.equal(ctr.spawned, 3, "its exit finds the same nothing without asking again");
   assert.deepEqual(said(io), []);
   assert.equal(rec.entries.size, 0);
-  // A new start looks again: the container may have been re-created meanwhile.
+  // A new start finds the same nothing in the listing it has: nothing changed since.
   await feed(rec, line("/tasks/create", { container_id: id }, "moby", 10));
+  assert.equal(ctr.spawned, 3);
+  // After an image event in that namespace, it lists again.
+  await feed(rec, line("/images/delete", { name: "docker.io/library/x:1" }, "moby", 11));
+  await feed(rec, line("/tasks/create", { container_id: id }, "moby", 12));
   assert.equal(ctr.spawned, 6);
+});
+
+Deno.test("Recorder maps many docker containers of one image with one listing", async () => {
+  const ps = dockerText("docker_ps.txt").split("\n").slice(1).map((l) => l.split(/\s+/));
+  const stopped = ps.find((p) => p[1] === "docker.io/library/stop:1")![0]!;
+  const { rec, io, ctr } = setup({ script: dockerListings });
+  await feed(rec, line("/containers/create", { id: stopped, runtime: {} }, "moby", 0));
+  await feed(rec, line("/tasks/create", { container_id: stopped }, "moby", 0));
+  // The snapshot ls of the capture: the image's chain, under that container's init layer.
+  const rows = dockerText("snapshot_ls.txt").split("\n").map((l) => l.trim().split(/\s+/));
+  const chain = rows.find((f) => f[0] === `${stopped}-init`)![1]!;
+  for (let i = 0; i < 20; i++) {
+    // What dockerd does (real 2.1.9 events, events_run_rm.txt): an init layer, then the top.
+    const id = `${i}`.repeat(64).slice(0, 64);
+    const init = { key: `${id}-init-key`, parent: chain };
+    await feed(rec, line("/snapshot/prepare", init, "moby", 1));
+    const commit = { key: `${id}-init-key`, name: `${id}-init` };
+    await feed(rec, line("/snapshot/commit", commit, "moby", 1));
+    await feed(rec, line("/snapshot/prepare", { key: id, parent: `${id}-init` }, "moby", 1));
+    await feed(rec, line("/containers/create", { id, runtime: {} }, "moby", 1));
+    await feed(rec, line("/tasks/create", { container_id: id }, "moby", 1));
+  }
+  assert.equal(ctr.spawned, 3, `one listing for all: ${ctr.calls.join(" | ")}`);
+  const starts = said(io).filter((l) => l.startsWith("T "));
+  assert.equal(starts.length, 21);
+  assert.ok(starts.every((l) => l.endsWith(" moby docker.io/library/stop:1")), starts.join("\n"));
 });
 
 Deno.test("Recorder maps a docker run --rm already gone from snapshot ls (real 2.1.9 events)", async () => {

@@ -116,11 +116,11 @@ function daemonOver(ctr: Ctr): ContainerdDaemon {
         : ["--address", other.address, "--connect-timeout", other.connectTimeout];
       return serverVersionIn(await ctrOk(ctr, [...at, "version"]));
     },
-    events() {
+    events(wantPayload?: (topic: string) => boolean) {
       const s = ctr.stream(["event"]);
       return {
         events: (async function* () {
-          for await (const line of s.lines) yield readEventLine(line);
+          for await (const line of s.lines) yield readEventLine(line, wantPayload);
         })(),
         done: s.done,
         stop: () => s.stop(),

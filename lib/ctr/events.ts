@@ -17,17 +17,41 @@ export interface CtrEvent {
 const LINE =
   /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(\.\d{1,9})? ([+-])(\d\d)(\d\d) \S+ (\S+) (\/\S*) ?(.*)$/;
 
+/** The last time prefix parsed and its unix ms: events come in order, many in one second. */
+let lastStamp = "";
+let lastBase = NaN;
+
+/** Unix ms of a time's whole seconds (`2026-11-27T17:12:41+00:00`), remembered for the next. */
+function baseOf(stamp: string): number {
+  if (stamp !== lastStamp) {
+    lastBase = Date.parse(stamp);
+    lastStamp = stamp;
+  }
+  return lastBase;
+}
+
 /** Parses one event line; throws ParseError for anything else. */
 export function parseEventLine(line: string): CtrEvent {
-  const m = LINE.exec(line.replace(/\r$/, ""));
+  return parseEventLineFor(line, () => true);
+}
+
+/**
+ * {@linkcode parseEventLine}, parsing the payload only when `wantPayload(topic)` (an empty
+ * payload otherwise): a reader that ignores a topic skips its JSON.
+ */
+export function parseEventLineFor(
+  line: string,
+  wantPayload: (topic: string) => boolean,
+): CtrEvent {
+  const m = LINE.exec(line.endsWith("\r") ? line.slice(0, -1) : line);
   if (!m) throw new ParseError(`Cannot parse event line "${line.slice(0, 200)}"`);
   const [, date, clock, fraction, sign, oh, om, ns, topic, json] = m as unknown as string[];
-  const base = Date.parse(`${date}T${clock}${sign}${oh}:${om}`);
+  const base = baseOf(`${date}T${clock}${sign}${oh}:${om}`);
   if (Number.isNaN(base)) {
     throw new ParseError(`Cannot parse event time in "${line.slice(0, 200)}"`);
   }
   let payload: Record<string, unknown> = {};
-  if (json && json.trim() !== "") {
+  if (json && wantPayload(topic!) && json.trim() !== "") {
     try {
       const parsed: unknown = JSON.parse(json);
       if (parsed && typeof parsed === "object") payload = parsed as Record<string, unknown>;
@@ -63,10 +87,16 @@ export function field(payload: Record<string, unknown>, name: string): string | 
   return typeof v === "string" ? v : undefined;
 }
 
-/** One event line, or the ParseError saying why it is not one. */
-export function readEventLine(line: string): CtrEvent | ParseError {
+/**
+ * One event line, or the ParseError saying why it is not one; its payload parsed only when
+ * `wantPayload(topic)` (as {@linkcode parseEventLineFor}).
+ */
+export function readEventLine(
+  line: string,
+  wantPayload: (topic: string) => boolean = () => true,
+): CtrEvent | ParseError {
   try {
-    return parseEventLine(line);
+    return parseEventLineFor(line, wantPayload);
   } catch (e) {
     if (e instanceof ParseError) return e;
     throw e;

@@ -98,8 +98,11 @@ export interface ContainerdDaemon {
   clientVersion(): Promise<string>;
   /** The server's version (undefined when it answers without one), or another's at `other`. */
   serverVersion(other?: OtherAddress): Promise<string | undefined>;
-  /** Follows containerd's events until stopped or containerd goes away. */
-  events(): EventStream;
+  /**
+   * Follows containerd's events until stopped or containerd goes away. A topic `wantPayload`
+   * says no to comes with an empty payload, its JSON not parsed (default: every payload).
+   */
+  events(wantPayload?: (topic: string) => boolean): EventStream;
 }
 
 /** Everything ctre asks of containerd. */

@@ -24,6 +24,7 @@ import type { DiskInput } from "../policy/disk.ts";
 import type {
   ContainerInfo,
   ContentBlob,
+  ImageRow,
   NamespaceSnapshot,
   SnapshotRow,
 } from "../core/containerd.ts";
@@ -238,27 +239,51 @@ export async function measureContent(
   return contentBytes(lists);
 }
 
+/** What mapping a docker container's snapshot to its image needs of one namespace. */
+export interface SnapshotLineage {
+  images: ImageRow[];
+  /** Chain ID → image digests, from the content labels. */
+  chains: Map<string, Set<string>>;
+  snapshots: SnapshotRow[];
+}
+
 /**
- * The image refs a container without an `Image` (docker's) runs from: its snapshot (keyed by its
- * ID) through its parents to an image's chain (lib/policy/lineage.ts). Three ctr calls (one more per
- * extra snapshotter): for the recorder, once per start of such a container. `seen`: snapshots
- * the caller learned from events, for those already removed when listing.
+ * The images, chains and snapshots of `ns` (lib/policy/lineage.ts): three ctr calls (one more
+ * per extra snapshotter).
  */
-export async function refsOfContainerSnapshot(
+export async function listSnapshotLineage(
   containerd: Containerd,
   ns: string,
-  id: string,
-  seen: SnapshotRow[] = [],
-): Promise<string[]> {
+): Promise<SnapshotLineage> {
   const content = await contentByDigest(containerd, ns);
   const images = await containerd.listImages(ns);
   const { snapshots, errors } = await listSnapshots(containerd, ns, snapshottersOf(content), false);
   if (errors.length > 0) throw new Error(errors.join("; "));
-  // Snapshots seen in events first: a `docker run --rm` may be gone before we list.
-  const rows = new Map(seen.map((s) => [s.key, s]));
-  for (const s of snapshots) rows.set(s.key, s);
   const { chains } = chainsFromLabels(images.map((i) => i.digest), content);
-  return refsOfSnapshot(id, [...rows.values()], images, chains);
+  return { images, chains, snapshots };
+}
+
+/**
+ * The image refs a container without an `Image` (docker's) runs from: its snapshot (keyed by its
+ * ID) through its parents to an image's chain, in `lineage`; and `top`, the farthest snapshot
+ * that walk reached (the container's own when it knows none). `seen`: snapshots learned from
+ * events since, which win over the listing (a `docker run --rm` may be gone before it is listed).
+ */
+export function refsOfSnapshotIn(
+  lineage: SnapshotLineage,
+  id: string,
+  seen: SnapshotRow[] = [],
+): { refs: string[]; top: string } {
+  const rows = new Map(lineage.snapshots.map((s) => [s.key, s]));
+  // A seen top without parent only says it exists: the listing may know more of it.
+  for (const s of seen) if (s.parent !== null || !rows.has(s.key)) rows.set(s.key, s);
+  let top = id;
+  const walked = new Set<string>();
+  for (let p = rows.get(id)?.parent; p && !walked.has(p); p = rows.get(p)?.parent) {
+    walked.add(p);
+    top = p;
+  }
+  return { refs: refsOfSnapshot(id, [...rows.values()], lineage.images, lineage.chains), top };
 }
 
 /** Keeps in `snap` the snapshots `listed` found and what they hold. */

@@ -2,14 +2,15 @@
  * The recorder's memory of which image refs a container (or an image volume) runs from: what
  * events told it, filled in by containerd when they did not (container info, docker's
  * containers through their snapshot, image volumes through the image list). The only part of
- * the recorder that asks containerd about events.
+ * the recorder that asks containerd about events. Docker's containers map to their image
+ * through a kept listing of the namespace's snapshot lineage (snapshot_lineage_cache.ts).
  *
  * @module
  */
 import type { Containerd } from "../ctr/gateway.ts";
 import { CtrExitError, errorText, lastStderrLine, ParseError } from "../core/errors.ts";
 import { type CtrEvent, field } from "../ctr/events.ts";
-import { refsOfContainerSnapshot } from "../node/inventory.ts";
+import { SnapshotLineageCache } from "./snapshot_lineage_cache.ts";
 import { imageVolumeOf } from "../policy/lineage.ts";
 import type { SnapshotRow } from "../core/containerd.ts";
 
@@ -84,6 +85,22 @@ export class SnapshotParents {
   }
 }
 
+/** The refs whose target is `digest` (one image listing); empty on failure, logged. */
+async function refsOfDigest(
+  containerd: Containerd,
+  ns: string,
+  digest: string,
+  onError: (text: string) => void,
+): Promise<string[]> {
+  try {
+    const images = await containerd.listImages(ns);
+    return images.filter((i) => i.digest === digest).map((i) => i.ref).sort();
+  } catch (e) {
+    onError(`image volume of ${digest} in ${ns}: ${errorText(e)}`);
+    return [];
+  }
+}
+
 /** {@linkcode ImageCache} over the gateway; `onError` gets one line per failed lookup. */
 export class ContainerdImageCache implements ImageCache {
   /** `${ns} ${containerId}` → image ref, or null for containers without an image. */
@@ -93,11 +110,15 @@ export class ContainerdImageCache implements ImageCache {
   #volumeRefs = new Map<string, string[]>();
   /** `${ns} ${id}` → refs of a container without image found through its snapshot (maybe none). */
   #snapshotRefs = new Map<string, string[]>();
+  readonly #lineages: SnapshotLineageCache;
 
-  constructor(readonly containerd: Containerd, readonly onError: (text: string) => void) {}
+  constructor(readonly containerd: Containerd, readonly onError: (text: string) => void) {
+    this.#lineages = new SnapshotLineageCache(containerd);
+  }
 
   observe(e: CtrEvent): void {
     this.snapshots.observe(e);
+    if (e.topic.startsWith("/images/")) return this.#lineages.forget(e.ns);
     const id = field(e.payload, "id");
     if (id === undefined) return;
     if (e.topic === "/containers/create" || e.topic === "/containers/update") {
@@ -114,6 +135,7 @@ export class ContainerdImageCache implements ImageCache {
       namespaces.map(async (ns) => ({ ns, rows: await this.containerd.listContainers(ns) })),
     );
     const appeared: { ns: string; id: string }[] = [];
+    this.#lineages.clear(); // events may have been missed: listed again when next needed
     const known = new Set(this.images.keys());
     this.images.clear();
     for (const { ns, rows } of lists) {
@@ -136,7 +158,7 @@ export class ContainerdImageCache implements ImageCache {
   async volumeMounted(ns: string, key: string): Promise<string[]> {
     const volume = imageVolumeOf(key);
     if (volume === null) return [];
-    const refs = await this.#refsOfDigest(ns, volume.digest);
+    const refs = await refsOfDigest(this.containerd, ns, volume.digest, this.onError);
     this.#volumeRefs.set(`${ns} ${key}`, refs);
     return refs;
   }
@@ -169,17 +191,6 @@ export class ContainerdImageCache implements ImageCache {
     }
   }
 
-  /** The refs whose target is `digest` (one image listing); empty on failure, logged. */
-  async #refsOfDigest(ns: string, digest: string): Promise<string[]> {
-    try {
-      const images = await this.containerd.listImages(ns);
-      return images.filter((i) => i.digest === digest).map((i) => i.ref).sort();
-    } catch (e) {
-      this.onError(`image volume of ${digest} in ${ns}: ${errorText(e)}`);
-      return [];
-    }
-  }
-
   /**
    * The refs a container without `Image` (docker's) runs from, through its snapshot; looked up
    * at start (`fresh`), remembered for its exit, also when none is found (empty).
@@ -190,7 +201,7 @@ export class ContainerdImageCache implements ImageCache {
     if (known !== undefined && !fresh) return known;
     try {
       const seen = this.snapshots.chain(ns, id);
-      const refs = await refsOfContainerSnapshot(this.containerd, ns, id, seen);
+      const refs = await this.#lineages.refsOf(ns, id, seen);
       // Remembered also when empty: its exit then costs no second look-up that would find
       // the same nothing (a failed look-up is not remembered, so the exit tries again).
       this.#snapshotRefs.set(key, refs);

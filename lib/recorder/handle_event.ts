@@ -17,6 +17,20 @@ export interface EventSink {
   recordPull(time: number, ns: string, name: string): void;
 }
 
+/** The topics {@linkcode handleEvent} reads a payload of; the others it only counts. */
+export const READ_TOPICS: ReadonlySet<string> = new Set([
+  "/containers/create",
+  "/containers/update",
+  "/containers/delete",
+  "/images/create",
+  "/images/update",
+  "/snapshot/prepare",
+  "/snapshot/commit",
+  "/snapshot/remove",
+  "/tasks/create",
+  "/tasks/exit",
+]);
+
 /** Field `name` of the payload, or a throw (the event is then logged and skipped). */
 function need(e: CtrEvent, name: string, what: string): string {
   const v = field(e.payload, name);
@@ -60,8 +74,11 @@ export async function handleEvent(sink: EventSink, e: CtrEvent): Promise<void> {
       if (e.topic === "/containers/create") sink.recordAll("C", e.time, e.ns, [image]);
       return;
     }
+    case "/images/delete":
+      return sink.cache.observe(e);
     case "/images/create":
     case "/images/update": {
+      sink.cache.observe(e);
       // A pull (also of a tag whose content is already here) or a re-tag: a use of the ref.
       const name = field(e.payload, "name");
       if (name === undefined || name === "") throw new Error("no image name in payload");

@@ -26,7 +26,7 @@ import { loadPullDb, PULLS_FILE } from "../state/pull_db.ts";
 import { type ImageUse, unsafeText } from "../policy/usage_event.ts";
 import { loadUsageDb, type Usage, USAGE_FILE } from "../state/usage_db.ts";
 import { UsageStore } from "./usage_store.ts";
-import { handleEvent } from "./handle_event.ts";
+import { handleEvent, READ_TOPICS } from "./handle_event.ts";
 
 export type { RecorderStats };
 
@@ -83,7 +83,8 @@ export class Recorder {
   readonly store: UsageStore;
   /** Writes the metrics if due (lib/recorder/metric_families.ts). */
   readonly writeMetricsIfDue: () => Promise<void>;
-  #topics = new Set<string>();
+  /** The topics seen so far (the first event of each is printed whole). */
+  readonly topicsSeen = new Set<string>();
 
   constructor(
     readonly containerd: Containerd,
@@ -171,11 +172,10 @@ export class Recorder {
     if (item instanceof ParseError) return this.error(`${errorText(item)}, skipping`);
     this.stats.events++;
     this.stats.lastEventTime = item.time;
-    if (!this.#topics.has(item.topic)) {
-      this.#topics.add(item.topic);
-      this.#say(
-        `D (first visual of event action '${item.topic}') data: ${JSON.stringify(item.payload)}`,
-      );
+    if (!this.topicsSeen.has(item.topic)) {
+      this.topicsSeen.add(item.topic);
+      const data = JSON.stringify(item.payload);
+      this.#say(`D (first visual of event action '${item.topic}') data: ${data}`);
     }
     try {
       await handleEvent(this, item);
@@ -194,6 +194,14 @@ export class Recorder {
   flush(force = false): Promise<void> {
     return this.store.flush(force);
   }
+}
+
+/**
+ * Whether `rec` reads the payload of `topic`: a topic it handles, or the first of a topic, which
+ * it prints. The others' JSON is not parsed (lib/ctr/events.ts).
+ */
+function wantsPayload(rec: Recorder, topic: string): boolean {
+  return READ_TOPICS.has(topic) || !rec.topicsSeen.has(topic);
 }
 
 /** Records a start now for each container of `appeared` that has a task (after a gap). */
@@ -284,7 +292,7 @@ async function follow(rec: Recorder, io: Io, signal: AbortSignal): Promise<void>
     let why: string;
     const eventsBefore = rec.stats.events;
     try {
-      stream = rec.containerd.events();
+      stream = rec.containerd.events((topic) => wantsPayload(rec, topic));
       const s = stream;
       const onAbort = () => s.stop();
       signal.addEventListener("abort", onAbort, { once: true });

@@ -34,6 +34,8 @@ export const DAY = 86400;
 export const AGED_SECONDS = 30 * DAY;
 /** A cache older than this is rebuilt: its young images would be getting old. */
 const CACHE_MAX_AGE_SECONDS = 3 * DAY;
+/** How long one `ctr image import` of a namespace's images may take. */
+const IMPORT_TIMEOUT_MS = 15 * 60_000;
 /** Bump when the scenario changes in a way the key below does not see. */
 const SCENARIO_VERSION = 1;
 
@@ -59,17 +61,29 @@ export const ALIASED = 10;
 /** Stopped containers per `stopped` image. */
 export const STOPPED_PER_IMAGE = 2;
 
-function spec(ns: string, short: string, running: number): NsSpec {
+function spec(ns: string, short: string, running: number, scale: number): NsSpec {
   const fixed = { running, stopped: 25, created: 5, recent: 40, young: 10, pinned: 5 };
-  const used = Object.values(fixed).reduce((a, b) => a + b, 0);
-  return { ns, short, counts: { ...fixed, prune: PER_NS - used } };
+  const scaled = Object.fromEntries(
+    Object.entries(fixed).map(([k, v]) => [k, v * scale]),
+  ) as typeof fixed;
+  const used = Object.values(scaled).reduce((a, b) => a + b, 0);
+  return { ns, short, counts: { ...scaled, prune: PER_NS * scale - used } };
 }
 
-export const NAMESPACES: NsSpec[] = [
-  spec("k8s.io", "k8s", 17),
-  spec("default", "def", 17),
-  spec("moby", "moby", 16),
-];
+/**
+ * The scenario's namespaces at `scale` times its size (scripts/bench/growth.ts): every category
+ * of image, and so every kind of container, `scale` times as many (1: 1,050 images, 215
+ * containers).
+ */
+export function namespacesAt(scale: number): NsSpec[] {
+  return [
+    spec("k8s.io", "k8s", 17, scale),
+    spec("default", "def", 17, scale),
+    spec("moby", "moby", 16, scale),
+  ];
+}
+
+export const NAMESPACES: NsSpec[] = namespacesAt(1);
 
 /** Images removed in the removal benchmark, per namespace (500 in all). */
 export const REMOVAL_COUNTS = [167, 167, 166];
@@ -98,9 +112,11 @@ export function refOf(s: NsSpec, category: Category, i: number, tag = "1"): stri
 }
 
 /** The images of the scenario without digests: (ns, category, index, refs, variant). */
-export function plannedImages(): Omit<BenchImage, "digest" | "config">[] {
+export function plannedImages(
+  namespaces: NsSpec[] = NAMESPACES,
+): Omit<BenchImage, "digest" | "config">[] {
   const out: Omit<BenchImage, "digest" | "config">[] = [];
-  for (const s of NAMESPACES) {
+  for (const s of namespaces) {
     for (const [category, n] of Object.entries(s.counts) as [Category, number][]) {
       for (let i = 0; i < n; i++) {
         const refs = [refOf(s, category, i)];
@@ -113,9 +129,9 @@ export function plannedImages(): Omit<BenchImage, "digest" | "config">[] {
 }
 
 /** The containers of the scenario. Pod labels are those kubelet sets, as ctre prints them. */
-export function plannedContainers(): BenchContainer[] {
+export function plannedContainers(namespaces: NsSpec[] = NAMESPACES): BenchContainer[] {
   const out: BenchContainer[] = [];
-  for (const s of NAMESPACES) {
+  for (const s of namespaces) {
     const labels = (pod: string, container: string): Record<string, string> =>
       s.ns === "k8s.io"
         ? {
@@ -161,7 +177,11 @@ export function plannedContainers(): BenchContainer[] {
  * every image a container uses, stale uses (40 days ago) of every prunable ref, and old uses of
  * refs no longer present, up to {@linkcode USAGE_DB_ENTRIES} lines.
  */
-export function usageDb(now: number, images: Omit<BenchImage, "digest" | "config">[]): string {
+export function usageDb(
+  now: number,
+  images: Omit<BenchImage, "digest" | "config">[],
+  entries = USAGE_DB_ENTRIES,
+): string {
   const lines: string[] = [];
   for (const im of images) {
     for (const ref of im.refs) {
@@ -187,7 +207,7 @@ export function usageDb(now: number, images: Omit<BenchImage, "digest" | "config
       }
     }
   }
-  for (let k = 0; lines.length < USAGE_DB_ENTRIES; k++) {
+  for (let k = 0; lines.length < entries; k++) {
     const s = NAMESPACES[k % NAMESPACES.length]!;
     const start = Math.floor(now - (20 + (k % 200)) * DAY);
     lines.push(`${start} ${start + 600} ${s.ns} registry.example/bench/${s.short}/gone-${k}:1`);
@@ -196,7 +216,11 @@ export function usageDb(now: number, images: Omit<BenchImage, "digest" | "config
 }
 
 /** What must be left after a forced prune, and what a dry run must list. */
-export function expectations(images: BenchImage[], containers: BenchContainer[]) {
+export function expectations(
+  images: BenchImage[],
+  containers: BenchContainer[],
+  namespaces: NsSpec[] = NAMESPACES,
+) {
   const line = (ns: string, ref: string) => `${ns} ${ref}`;
   const prune = images.filter((i) => i.category === "prune");
   const kept = images.filter((i) => i.category !== "prune");
@@ -205,14 +229,14 @@ export function expectations(images: BenchImage[], containers: BenchContainer[])
     listed: prune.flatMap((i) => i.refs.map((r) => line(i.ns, r))).sort(),
     /** Refs per namespace left after the forced prune, sorted. */
     keptRefs: new Map(
-      NAMESPACES.map((s) => [
+      namespaces.map((s) => [
         s.ns,
         kept.filter((i) => i.ns === s.ns).flatMap((i) => i.refs).sort(),
       ]),
     ),
     /** Container ids per namespace left after the forced prune, sorted. */
     keptContainers: new Map(
-      NAMESPACES.map((s) => [
+      namespaces.map((s) => [
         s.ns,
         containers.filter((c) => c.ns === s.ns && c.kind !== "stopped").map((c) => c.id).sort(),
       ]),
@@ -255,21 +279,33 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 /** The cache dir of this scenario, image builder and containerd version. */
-export async function cacheDir(containerdVersion: string): Promise<string> {
+export async function cacheDir(
+  containerdVersion: string,
+  namespaces: NsSpec[] = NAMESPACES,
+): Promise<string> {
   const builder = await Deno.readTextFile(
     new URL("../../tests/support/oci_image.ts", import.meta.url),
   );
   const key = await sha256Hex(
-    JSON.stringify({ SCENARIO_VERSION, NAMESPACES, REMOVAL_COUNTS, ALIASED, containerdVersion }) +
+    JSON.stringify({
+      SCENARIO_VERSION,
+      NAMESPACES: namespaces,
+      REMOVAL_COUNTS,
+      ALIASED,
+      containerdVersion,
+    }) +
       builder,
   );
   return `/tmp/ctre-bench-prune-${key}`;
 }
 
 /** The removal set: the first REMOVAL_COUNTS single-ref prunable images of each namespace. */
-export function removalSet(images: BenchImage[]): Map<string, BenchImage[]> {
+export function removalSet(
+  images: BenchImage[],
+  namespaces: NsSpec[] = NAMESPACES,
+): Map<string, BenchImage[]> {
   return new Map(
-    NAMESPACES.map((s, j) => [
+    namespaces.map((s, j) => [
       s.ns,
       images.filter((i) => i.ns === s.ns && i.category === "prune" && i.refs.length === 1)
         .slice(0, REMOVAL_COUNTS[j]),
@@ -293,12 +329,13 @@ export async function prepareImages(
   c: TestContainerd,
   containerdVersion: string,
   log: (text: string) => void,
+  namespaces: NsSpec[] = NAMESPACES,
 ): Promise<Built> {
-  const dir = await cacheDir(containerdVersion);
+  const dir = await cacheDir(containerdVersion, namespaces);
   const started = performance.now();
   const index = await readIndex(dir);
   const now = Date.now() / 1000;
-  const removalTars = new Map(NAMESPACES.map((s) => [s.ns, join(dir, `removal-${s.short}.tar`)]));
+  const removalTars = new Map(namespaces.map((s) => [s.ns, join(dir, `removal-${s.short}.tar`)]));
   if (
     index !== null && index.snapshotter === c.snapshotter &&
     now - index.builtAt < CACHE_MAX_AGE_SECONDS
@@ -319,9 +356,9 @@ export async function prepareImages(
   log(`building the image store (cached in ${dir} for later runs)`);
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
-  const planned = plannedImages();
+  const planned = plannedImages(namespaces);
   const images: BenchImage[] = [];
-  for (const s of NAMESPACES) {
+  for (const s of namespaces) {
     const mine = planned.filter((p) => p.ns === s.ns);
     const entries = mine.flatMap((p) =>
       p.refs.map((ref) => ({ ref, variant: `${p.ns}/${p.category}-${p.index}` }))
@@ -335,7 +372,9 @@ export async function prepareImages(
     const tar = join(c.dir, `import-${s.short}.tar`);
     await Deno.writeFile(tar, set.tar);
     const t = performance.now();
-    await c.ctrOk(["-n", s.ns, "image", "import", tar]);
+    // Thousands of refs in one import outlast the harness's 60 s ctr timeout on a busy machine.
+    const r = await c.ctrRaw(["-n", s.ns, "image", "import", tar], IMPORT_TIMEOUT_MS);
+    if (r.code !== 0) throw new Error(`ctr image import into ${s.ns} exited with ${r.code}`);
     await Deno.remove(tar);
     log(
       `  imported ${entries.length} refs into ${s.ns} in ${
@@ -346,12 +385,12 @@ export async function prepareImages(
   for (const im of images.filter((i) => i.category === "pinned")) {
     await c.label(im.ns, im.refs[0]!, "io.cri-containerd.pinned=pinned");
   }
-  for (const s of NAMESPACES) {
+  for (const s of namespaces) {
     const old = images.filter((i) => i.ns === s.ns && i.category !== "young");
     await c.ageContent(s.ns, old.flatMap((i) => [i.digest, i.config]), AGED_SECONDS);
   }
   // The removal sets, as tarballs of the same images (same digests), for re-importing.
-  for (const [ns, set] of removalSet(images)) {
+  for (const [ns, set] of removalSet(images, namespaces)) {
     const built = await buildOciImageSet(
       set.map((i) => ({ ref: i.refs[0]!, variant: `${i.ns}/${i.category}-${i.index}` })),
     );
@@ -388,11 +427,11 @@ async function waitAll(
   timeoutMs = 120_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (const s of NAMESPACES) {
-    const ids = want.filter((w) => w.ns === s.ns).map((w) => w.id);
+  for (const ns of new Set(want.map((w) => w.ns))) {
+    const ids = want.filter((w) => w.ns === ns).map((w) => w.id);
     if (ids.length === 0) continue;
     for (;;) {
-      const tasks = await c.taskStatuses(s.ns);
+      const tasks = await c.taskStatuses(ns);
       const late = ids.filter((id) => tasks.get(id) !== status);
       if (late.length === 0) break;
       if (Date.now() > deadline) {
@@ -454,11 +493,11 @@ export async function refreshCreated(
   containers: BenchContainer[],
 ): Promise<void> {
   const created = containers.filter((k) => k.kind === "created");
-  for (const s of NAMESPACES) {
-    const ids = created.filter((k) => k.ns === s.ns).map((k) => k.id);
-    const present = new Set(await listIds(c, s.ns, "container"));
+  for (const ns of new Set(containers.map((k) => k.ns))) {
+    const ids = created.filter((k) => k.ns === ns).map((k) => k.id);
+    const present = new Set(await listIds(c, ns, "container"));
     const old = ids.filter((id) => present.has(id));
-    if (old.length) await c.ctrOk(["-n", s.ns, "container", "rm", ...old]);
+    if (old.length) await c.ctrOk(["-n", ns, "container", "rm", ...old]);
   }
   await createContainers(c, created);
 }
