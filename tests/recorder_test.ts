@@ -785,3 +785,41 @@ Deno.test("record() catches up on a container started while it reconnected, and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("record() asks the event stream for the payloads it reads or prints, no others", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ctre-record-" });
+  try {
+    const controller = new AbortController();
+    const containerd = new FakeContainerd();
+    let want: ((topic: string) => boolean) | undefined;
+    let firstStartWanted: boolean | undefined;
+    containerd.events = (wantPayload?: (topic: string) => boolean) => {
+      want = wantPayload;
+      firstStartWanted = want?.("/tasks/start");
+      const start = { time: T0, ns: NS, topic: "/tasks/start", payload: { pid: 1 } };
+      return eventStream([start], { code: 1, stderr: "ctr: transport is closing\n" });
+    };
+    const io = new FakeIo({ now: T0 });
+    io.sleep = () => {
+      controller.abort();
+      return Promise.resolve();
+    };
+    io.signal = controller.signal;
+    const opts: RecordOptions = {
+      stateDir: dir,
+      quiet: false,
+      flushInterval: 3600,
+      keepWindow: 14 * DAY,
+      metrics: false,
+    };
+    assert.equal(await record(containerd, opts, io), 0);
+    assert.ok(want !== undefined, "the recorder passes a payload filter");
+    assert.equal(firstStartWanted, true, "a topic's first payload is printed, so parsed");
+    assert.equal(want("/tasks/start"), false, "seen and not handled: not parsed again");
+    assert.equal(want("/tasks/exit"), true, "handled topics always");
+    assert.equal(want("/images/create"), true);
+    assert.equal(want("/tasks/oom"), true, "not seen yet");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
