@@ -20,7 +20,7 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { permissionFlags, V8_FLAGS } from "../lib/cli/permissions.ts";
+import { permissionFlags, RUNTIME_FLAGS } from "../lib/cli/permissions.ts";
 import { VERSION } from "../lib/core/version.ts";
 import {
   blob,
@@ -139,7 +139,13 @@ export async function buildImage(opts: ImageOptions): Promise<ImageInfo> {
     for (const rel of await sources()) {
       files.push({ path: `${APP_DIR}/${rel}`, source: join(ROOT, rel), mode: 0o644 });
     }
-    entrypoint = ["/usr/bin/deno", "run", ...V8_FLAGS, ...permissionFlags(), `${APP_DIR}/main.ts`];
+    entrypoint = [
+      "/usr/bin/deno",
+      "run",
+      ...RUNTIME_FLAGS,
+      ...permissionFlags(),
+      `${APP_DIR}/main.ts`,
+    ];
   }
   const libs = new Map<string, string>();
   for (const b of binaries) {

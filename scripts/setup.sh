@@ -16,7 +16,7 @@ command -v zsh >/dev/null || missing+=(zsh)
 command -v fish >/dev/null || missing+=(fish)
 command -v groff >/dev/null || missing+=(groff)
 command -v man >/dev/null || missing+=(man-db)
-command -v script >/dev/null || missing+=(bsdutils)
+command -v python3 >/dev/null || missing+=(python3) # tests/support/pty.ts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian (tests only)" >&2
   apt_install "${missing[@]}"

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { DEFAULT_STATE_DIR, permissionFlags, V8_FLAGS } from "../lib/cli/permissions.ts";
+import { DEFAULT_STATE_DIR, permissionFlags, RUNTIME_FLAGS } from "../lib/cli/permissions.ts";
 
 export const TARGETS = {
   "x86_64-unknown-linux-gnu": "dist/ctre-x86_64-linux",
@@ -20,7 +20,7 @@ export function compileArgs(target: keyof typeof TARGETS, minFreeRoot?: string):
   return [
     "compile",
     "--no-check",
-    ...V8_FLAGS,
+    ...RUNTIME_FLAGS,
     ...flags(minFreeRoot),
     "--target",
     target,
@@ -68,7 +68,13 @@ async function compile(minFreeRoot?: string): Promise<number> {
 if (import.meta.main) {
   const [mode, ...rest] = Deno.args;
   if (mode === "run") {
-    const run = ["run", ...V8_FLAGS, ...permissionFlags(DEFAULT_STATE_DIR), "main.ts", ...rest];
+    const run = [
+      "run",
+      ...RUNTIME_FLAGS,
+      ...permissionFlags(DEFAULT_STATE_DIR),
+      "main.ts",
+      ...rest,
+    ];
     Deno.exit(await deno(run));
   } else if (mode === "compile" && (rest.length === 0 || rest[0] === "--min-free-root")) {
     // deno task compile --min-free-root /var/lib/containerd: a build that can use prune --min-free.

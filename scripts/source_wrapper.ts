@@ -8,14 +8,14 @@
  *
  * @module
  */
-import { DEFAULT_STATE_DIR, permissionFlags, V8_FLAGS } from "../lib/cli/permissions.ts";
+import { DEFAULT_STATE_DIR, permissionFlags, RUNTIME_FLAGS } from "../lib/cli/permissions.ts";
 
 /**
  * Flags of `deno run` besides the permissions, so the wrapper behaves like the compiled binary:
  * no permission prompts (a missing permission is an error, as in a binary), no config file or
  * lock file picked up from around the sources, no type check.
  */
-export const RUN_FLAGS = ["--no-prompt", "--no-config", "--no-lock", "--no-check", ...V8_FLAGS];
+export const RUN_FLAGS = ["--no-config", "--no-lock", "--no-check", ...RUNTIME_FLAGS];
 
 function quote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;

@@ -1,5 +1,5 @@
 /**
- * End to end: a forced prune on a terminal (a pty from util-linux `script`) shows one updating
+ * End to end: a forced prune on a terminal (a pty, tests/support/pty.ts) shows one updating
  * progress line for the removal, the container clean-up and the content prune, each erased
  * before the next line; piped, the same run prints no progress and no control characters.
  * Against a private, real containerd; the images really go.
@@ -7,12 +7,10 @@
 import assert from "node:assert/strict";
 import { withContainerd } from "./support/containerd.ts";
 import { ctreArgs, runCtre, tempStateDir } from "./support/cli.ts";
+import { runOnPty } from "./support/pty.ts";
 
 const img = (name: string) => `docker.io/library/${name}:1`;
 const NOW = ["--min-age", "0", "--used-within", "0", "--double-check", "0"];
-
-/** A word for sh, single-quoted. */
-const quote = (w: string) => `'${w.replaceAll("'", `'\\''`)}'`;
 
 Deno.test("prune --force: one updating progress line on a terminal, none in a pipe", () =>
   withContainerd(async (c) => {
@@ -22,15 +20,9 @@ Deno.test("prune --force: one updating progress line on a terminal, none in a pi
     const opts = { stateDir, address: c.address };
 
     const argv = [Deno.execPath(), ...ctreArgs(["prune", "--force", ...NOW], opts)];
-    const pty = await new Deno.Command("script", {
-      args: ["-qec", argv.map(quote).join(" "), "/dev/null"],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const out = new TextDecoder().decode(pty.stdout);
-    assert.equal(pty.code, 0, out + new TextDecoder().decode(pty.stderr));
+    const pty = await runOnPty(argv, { NO_COLOR: "1" });
+    const out = pty.output;
+    assert.equal(pty.code, 0, out + pty.stderr);
     assert.ok(out.includes("\r\x1b[Kremoving images 0/4"), JSON.stringify(out));
     assert.ok(out.includes("\r\x1b[Kremoving images 4/4"), JSON.stringify(out));
     // deno-lint-ignore no-control-regex -- the terminal control sequences are what is tested

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildImage, debianCtr, IMAGE_REF, type ImageInfo } from "../scripts/image.ts";
-import { permissionFlags, V8_FLAGS } from "../lib/cli/permissions.ts";
+import { permissionFlags, RUNTIME_FLAGS } from "../lib/cli/permissions.ts";
 import { type TestContainerd, withContainerd } from "./support/containerd.ts";
 import { runCtre, tempStateDir } from "./support/cli.ts";
 
@@ -233,7 +233,7 @@ Deno.test("the image holds ctre, ctr, their libraries and nothing else; entrypoi
   assert.deepEqual(info.entrypoint, [
     "/usr/bin/deno",
     "run",
-    ...V8_FLAGS,
+    ...RUNTIME_FLAGS,
     ...permissionFlags(),
     "/app/main.ts",
   ]);

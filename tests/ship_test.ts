@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_STATE_DIR, permissionFlags, V8_FLAGS } from "../lib/cli/permissions.ts";
+import { DEFAULT_STATE_DIR, permissionFlags, RUNTIME_FLAGS } from "../lib/cli/permissions.ts";
 import { compileArgs, TARGETS } from "../scripts/shipped.ts";
 import { ctreArgs, runCtre, tempStateDir } from "./support/cli.ts";
 
@@ -26,7 +26,7 @@ Deno.test("compileArgs() bakes in exactly the declared flags for the default sta
         a.startsWith("--allow") || a === "-A" || a.startsWith("--deny")
       );
       assert.deepEqual(perms, permissionFlags(DEFAULT_STATE_DIR));
-      for (const f of V8_FLAGS) assert.ok(args.includes(f), `${f} compiled in`);
+      for (const f of RUNTIME_FLAGS) assert.ok(args.includes(f), `${f} compiled in`);
       assert.equal(args[args.indexOf("--target") + 1], target);
       assert.equal(args[args.indexOf("--output") + 1], TARGETS[target]);
       assert.equal(args.at(-1), "main.ts");

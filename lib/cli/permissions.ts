@@ -10,12 +10,16 @@
 export const DEFAULT_STATE_DIR = "/var/spool/ctre";
 
 /**
- * The V8 flags ctre runs with, beside its permissions (compiled in, and in every `deno run` of
- * it): young-generation semi-spaces of at most 1 MB. The recorder runs for months and allocates
- * a little per event; V8 would otherwise grow them to 16 MB each, about 15 MB more RSS for the
- * same work (scripts/bench/recorder.ts shows both).
+ * The runtime flags ctre runs with, beside its permissions (compiled in, and in every `deno run`
+ * of it):
+ * - `--no-prompt`: a permission ctre lacks is an error it reports (e.g. statfs for the disk
+ *   figure), never a Deno prompt that waits on the operator's terminal (or forever, under a
+ *   scheduler that gave it one);
+ * - young-generation semi-spaces of at most 1 MB: the recorder runs for months and allocates a
+ *   little per event; V8 would otherwise grow them to 16 MB each, about 15 MB more RSS for the
+ *   same work (scripts/bench/recorder.ts shows both).
  */
-export const V8_FLAGS = ["--v8-flags=--max-semi-space-size=1"];
+export const RUNTIME_FLAGS = ["--no-prompt", "--v8-flags=--max-semi-space-size=1"];
 
 /**
  * The Deno permission flags ctre needs: run `ctr` (and nothing else), read and write only

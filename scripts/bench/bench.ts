@@ -35,7 +35,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { permissionFlags, V8_FLAGS } from "../../lib/cli/permissions.ts";
+import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { VERSION } from "../../lib/core/version.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import {
@@ -171,7 +171,15 @@ function loadavg(): string {
  */
 function ctreArgs(stateDir: string, rest: string[], ownCpu = false): string[] {
   const preload = ownCpu ? ["--preload", OWN_CPU] : [];
-  return ["run", "--quiet", ...V8_FLAGS, ...preload, ...permissionFlags(stateDir), MAIN, ...rest];
+  return [
+    "run",
+    "--quiet",
+    ...RUNTIME_FLAGS,
+    ...preload,
+    ...permissionFlags(stateDir),
+    MAIN,
+    ...rest,
+  ];
 }
 
 /** ctre's own CPU in ms from a run's stderr (own_cpu.ts's line), or NaN when it is missing. */

@@ -31,7 +31,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { permissionFlags, V8_FLAGS } from "../../lib/cli/permissions.ts";
+import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import { markdownTable, mb, measure, type Measured, median, ms } from "./measure.ts";
 import { type SpanCounter, spanCounter } from "./spans.ts";
@@ -85,7 +85,7 @@ function ctreArgs(stateDir: string, rest: string[], profile?: string): string[] 
   return [
     "run",
     "--quiet",
-    ...V8_FLAGS,
+    ...RUNTIME_FLAGS,
     ...prof,
     "--preload",
     OWN_CPU,

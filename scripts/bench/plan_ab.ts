@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import { permissionFlags, V8_FLAGS } from "../../lib/cli/permissions.ts";
+import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import { createContainers, plannedContainers, prepareImages, usageDb } from "./scenario.ts";
 
@@ -41,7 +41,7 @@ async function pass(main: string, c: TestContainerd, stateDir: string, bin: stri
   const args = [
     "run",
     "--quiet",
-    ...V8_FLAGS,
+    ...RUNTIME_FLAGS,
     ...permissionFlags(stateDir),
     main,
     "prune",

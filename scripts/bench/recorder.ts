@@ -25,7 +25,7 @@ import { type Io, streamWriter, type Writer } from "../../lib/core/io.ts";
 import { record, type RecordOptions } from "../../lib/recorder/recorder.ts";
 import { ctrGateway } from "../../lib/ctr/ctr_gateway.ts";
 import { parseUsageDb } from "../../lib/state/usage_db.ts";
-import { V8_FLAGS } from "../../lib/cli/permissions.ts";
+import { RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -506,7 +506,7 @@ async function vmHwm(): Promise<number | undefined> {
 /** The replays' V8 flags: `--v8-flags` when given ("" for none), else those ctre ships with. */
 function v8Flags(): string[] {
   const given = args.values["v8-flags"];
-  if (given === undefined) return V8_FLAGS;
+  if (given === undefined) return RUNTIME_FLAGS;
   return given === "" ? [] : [`--v8-flags=${given}`];
 }
 

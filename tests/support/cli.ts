@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { permissionFlags, V8_FLAGS } from "../../lib/cli/permissions.ts";
+import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 
@@ -53,7 +53,7 @@ export function ctreArgs(args: string[], opts: CliOptions): string[] {
   return [
     "run",
     "--quiet",
-    ...V8_FLAGS,
+    ...RUNTIME_FLAGS,
     ...permissionFlags(
       opts.stateDir,
       opts.minFreeRoot === undefined ? {} : { minFreeRoot: opts.minFreeRoot },
