@@ -21,61 +21,37 @@ export interface ContentPruneResult {
   error?: string;
 }
 
-const TRANSIENT = /content digest .* not found|not found/i;
-
-/** Runs `args`, once more if it fails with the transient "content digest … not found". */
-async function withRetry(ctr: Ctr, args: string[]): Promise<string | undefined> {
-  let error: string | undefined;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    try {
-      await ctrOk(ctr, args);
-      return undefined;
-    } catch (e) {
-      error = errorText(e);
-      if (!TRANSIENT.test(error)) break;
-    }
-  }
-  return error;
-}
-
 /**
  * Content prune of `ns` that leaves every remaining image runnable (see the module doc). Lists
- * content, then snapshots, then images: an image that appears meanwhile is either listed (and
- * judged) or has no manifest in the content list (so none of its references is touched).
+ * content, then snapshots, then images, and strips only manifests of listed images: one that
+ * appears meanwhile, listed or not, keeps its references.
  */
 export async function pruneContentSafely(ctr: Ctr, ns: string): Promise<ContentPruneResult> {
   const blobs = parseContentLs(await ctrOk(ctr, ["-n", ns, "content", "ls"]));
   const snapshots = parseSnapshotLs(await ctrOk(ctr, ["-n", ns, "snapshot", "ls"]));
   const images = parseImageLs(await ctrOk(ctr, ["-n", ns, "image", "ls"]));
   const plan = planContentPrune(blobs, images, snapshots);
-  let error: string | undefined;
-  if (plan.unsafe.length === 0) {
-    error = await withRetry(ctr, ["-n", ns, "content", "prune", "references"]);
-  } else {
-    const failures = (await mapLimit(plan.strip, LABEL_CONCURRENCY, async (s) => {
-      const r = await ctr.run([
-        "-n",
-        ns,
-        "content",
-        "label",
-        s.digest,
-        ...s.labels.map((l) => `${l}=`),
-      ]);
-      // Gone since the listing: nothing left to strip.
-      if (r.code === 0 || /not found/i.test(r.stderr)) return null;
-      return `ctr content label ${s.digest} exited with code ${r.code}: ${r.stderr.trim()}`;
-    })).filter((f) => f !== null);
-    error = failures[0];
-    if (plan.strip.length > 0) {
-      // A label change does not start a GC; deleting a lease with --sync runs one and waits.
-      try {
-        const lease = (await ctrOk(ctr, ["-n", ns, "leases", "create", "--expires", "1h"]))
-          .trim();
-        await ctrOk(ctr, ["-n", ns, "leases", "delete", "--sync", lease]);
-      } catch (e) {
-        error ??= errorText(e);
-      }
-    }
+  const failures = (await mapLimit(plan.strip, LABEL_CONCURRENCY, async (s) => {
+    const r = await ctr.run([
+      "-n",
+      ns,
+      "content",
+      "label",
+      s.digest,
+      ...s.labels.map((l) => `${l}=`),
+    ]);
+    // Gone since the listing: nothing left to strip.
+    if (r.code === 0 || /not found/i.test(r.stderr)) return null;
+    return `ctr content label ${s.digest} exited with code ${r.code}: ${r.stderr.trim()}`;
+  })).filter((f) => f !== null);
+  let error = failures[0];
+  // A label change does not start a GC; deleting a lease with --sync runs one and waits. Also
+  // when nothing was stripped now: the images just removed leave blobs to collect.
+  try {
+    const lease = (await ctrOk(ctr, ["-n", ns, "leases", "create", "--expires", "1h"])).trim();
+    await ctrOk(ctr, ["-n", ns, "leases", "delete", "--sync", lease]);
+  } catch (e) {
+    error ??= errorText(e);
   }
   const after = parseDigests(await ctrOk(ctr, ["-n", ns, "content", "ls", "-q"])).length;
   const out: ContentPruneResult = {

@@ -21,6 +21,7 @@ import { type Ctr, type CtrResult, type CtrStream, splitLines } from "../../lib/
 import { type Io, streamWriter, type Writer } from "../../lib/core/io.ts";
 import { record, type RecordOptions } from "../../lib/recorder/recorder.ts";
 import { parseUsageDb } from "../../lib/state/usage_db.ts";
+import { prng } from "../../tests/support/random.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -159,18 +160,6 @@ async function loadTemplates(): Promise<{ source: string; templates: Map<Kind, s
 
 // ---------------------------------------------------------------------------------------------
 // The stream.
-
-/** mulberry32: a small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pad = (n: number, w = 2) => String(n).padStart(w, "0");
 
