@@ -1,16 +1,20 @@
 /**
  * A containerd node in memory behind the scripted {@linkcode FakeCtr}: namespaces with images,
  * content (with containerd's GC labels), snapshots, containers and tasks, answering the ctr
- * commands prune runs in the shapes real ctr 1.6 prints, and changing state the way containerd
- * does (image rm and a lease deleted with --sync run a GC over the label references). A hook
- * runs before each command, so a test can fail a step or change the node at an exact moment.
+ * commands prune runs in the shapes real ctr 1.6 prints (sizes in ctr's units: decimal `1MB` in
+ * `content ls`, binary `1.0 MiB` in `image ls`), and changing state the way containerd does:
+ * image rm starts a GC (finished before the next command; at once with --sync), a lease deleted
+ * with --sync runs one; the GC follows the label references from images to content and from
+ * content (`gc.ref.snapshot.*`) and containers to snapshots and their parents; `containers rm`
+ * refuses a running container and removes a container's snapshot. Containers may have a
+ * snapshot (keyed by their ID, parent the image's chain), so prune takes the lineage path. A
+ * hook runs before each command, so a test can fail a step or change the node at an exact moment.
  *
  * It is a model, not containerd: the end-to-end tests check the same behaviour on the real one.
  *
  * @module
  */
 import type { CtrResult } from "../../lib/ctr/runner.ts";
-import { formatBytes } from "../../lib/core/units.ts";
 import { fail, FakeCtr, ok } from "./fake_ctr.ts";
 
 export interface FakeBlob {
@@ -25,6 +29,8 @@ export interface FakeContainer {
   labels: Record<string, string>;
   /** Task status, or undefined for a container without a task. */
   status?: string;
+  /** Its snapshot's key (an active snapshot in the namespace), or undefined for none. */
+  snapshotKey?: string;
 }
 
 export interface FakeNamespace {
@@ -46,6 +52,28 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" ") + " \n").join("");
 }
 
+/** A size as `ctr content ls` prints it: decimal units, `%.4g`, no space (`1MB`, `1.234kB`). */
+export function ctrDecimalSize(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${Number(n.toPrecision(4))}${units[i]}`;
+}
+
+/** A size as `ctr image ls` prints it: binary units, one decimal, a space (`1.0 MiB`). */
+export function ctrBinarySize(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(1)} ${units[i]}`;
+}
+
 function labelText(labels: Map<string, string>): string {
   return labels.size === 0 ? "-" : [...labels].map(([k, v]) => `${k}=${v}`).join(",");
 }
@@ -57,9 +85,14 @@ export class FakeNode {
   readonly ctr: FakeCtr;
   #next = 1;
   #leases = new Set<string>();
+  /** An image rm's GC, not waited for: it runs before the next command. */
+  #gcPending = false;
 
   constructor() {
-    this.ctr = new FakeCtr((args) => this.hook([...args]) ?? this.#handle(args));
+    this.ctr = new FakeCtr((args) => {
+      if (this.#gcPending) this.gc();
+      return this.hook([...args]) ?? this.#handle(args);
+    });
   }
 
   ns(name: string): FakeNamespace {
@@ -79,17 +112,24 @@ export class FakeNode {
   addImage(
     ns: string,
     ref: string,
-    opts: { age?: string; layers?: number; unpacked?: boolean; labels?: Record<string, string> } =
-      {},
+    opts: {
+      age?: string;
+      layers?: number;
+      unpacked?: boolean;
+      labels?: Record<string, string>;
+      /** Layer blobs shared with another image, below its own (a common base). */
+      base?: string[];
+    } = {},
   ): string {
     const s = this.ns(ns);
     const age = opts.age ?? "4 weeks";
     const n = this.#next++;
-    const layers = Array.from({ length: opts.layers ?? 1 }, (_, i) => fakeDigest(n, 3 + i));
+    const own = Array.from({ length: opts.layers ?? 1 }, (_, i) => fakeDigest(n, 3 + i));
+    const layers = [...opts.base ?? [], ...own];
     const config = fakeDigest(n, 2);
     const manifest = fakeDigest(n, 1);
     const chain = fakeDigest(n, 0xc);
-    for (const l of layers) {
+    for (const l of own) {
       s.content.set(l, {
         size: 1_000_000,
         age,
@@ -121,11 +161,47 @@ export class FakeNode {
     this.ns(ns).images.set(ref, { digest, labels: new Map() });
   }
 
-  addContainer(ns: string, id: string, image: string | null, status?: string): void {
+  /** The layer blobs of image `digest` (from its manifest's labels), in order. */
+  layersOf(ns: string, digest: string): string[] {
+    const labels = this.ns(ns).content.get(digest)?.labels ?? new Map<string, string>();
+    return [...labels].filter(([k]) => k.startsWith("containerd.io/gc.ref.content.l."))
+      .sort(([a], [b]) => Number(a.split(".").at(-1)) - Number(b.split(".").at(-1)))
+      .map(([, v]) => v);
+  }
+
+  /** The chain ID (committed snapshot key) image `digest` is unpacked to, or null. */
+  chainOf(ns: string, digest: string): string | null {
+    const s = this.ns(ns);
+    const config = s.content.get(digest)?.labels.get("containerd.io/gc.ref.content.config");
+    const chain = config === undefined
+      ? undefined
+      : s.content.get(config)?.labels.get("containerd.io/gc.ref.snapshot.overlayfs");
+    return chain ?? null;
+  }
+
+  /**
+   * Adds a container. `opts.snapshotOf`: the digest whose chain its active snapshot (keyed by
+   * its ID) sits on, as `ctr run` makes it; `opts.labels` replace the default pod label.
+   */
+  addContainer(
+    ns: string,
+    id: string,
+    image: string | null,
+    status?: string,
+    opts: { snapshotOf?: string; labels?: Record<string, string> } = {},
+  ): void {
+    let snapshotKey: string | undefined;
+    if (opts.snapshotOf !== undefined) {
+      const chain = this.chainOf(ns, opts.snapshotOf);
+      if (chain === null) throw new Error(`${opts.snapshotOf} is not unpacked`);
+      this.ns(ns).snapshots.push({ key: id, parent: chain, kind: "Active" });
+      snapshotKey = id;
+    }
     this.ns(ns).containers.set(id, {
       image,
-      labels: { "io.kubernetes.pod.name": id },
+      labels: opts.labels ?? { "io.kubernetes.pod.name": id },
       ...(status === undefined ? {} : { status }),
+      ...(snapshotKey === undefined ? {} : { snapshotKey }),
     });
   }
 
@@ -148,8 +224,13 @@ export class FakeNode {
     return [...seen.values()].reduce((a, b) => a + b, 0);
   }
 
-  /** containerd's GC, per namespace: what no image reaches through gc.ref.content labels goes. */
+  /**
+   * containerd's GC, per namespace: content no image reaches through gc.ref.content labels goes;
+   * then snapshots that no live blob (`gc.ref.snapshot.*`) nor container holds, nor any kept
+   * snapshot has as its parent.
+   */
   gc(): void {
+    this.#gcPending = false;
     for (const s of this.namespaces.values()) {
       const live = new Set<string>();
       const todo = [...s.images.values()].map((i) => i.digest);
@@ -162,6 +243,20 @@ export class FakeNode {
         }
       }
       for (const d of [...s.content.keys()]) if (!live.has(d)) s.content.delete(d);
+      const held = new Set<string>();
+      for (const b of s.content.values()) {
+        for (const [k, v] of b.labels) {
+          if (k.startsWith("containerd.io/gc.ref.snapshot.")) held.add(v);
+        }
+      }
+      for (const c of s.containers.values()) if (c.snapshotKey) held.add(c.snapshotKey);
+      const byKey = new Map(s.snapshots.map((x) => [x.key, x]));
+      for (const key of [...held]) {
+        for (let p = byKey.get(key)?.parent; p && !held.has(p); p = byKey.get(p)?.parent) {
+          held.add(p);
+        }
+      }
+      s.snapshots = s.snapshots.filter((x) => held.has(x.key));
     }
   }
 
@@ -204,8 +299,9 @@ export class FakeNode {
         if (rest[0] === "-q") return ok([...s.content.keys()].map((d) => `${d}\n`).join(""));
         return ok(
           "DIGEST\tSIZE\tAGE\tLABELS\n" +
-            [...s.content].map(([d, b]) => `${d}\t${b.size}B\t${b.age}\t${labelText(b.labels)}\n`)
-              .join(""),
+            [...s.content].map(([d, b]) =>
+              `${d}\t${ctrDecimalSize(b.size)}\t${b.age}\t${labelText(b.labels)}\n`
+            ).join(""),
         );
       case "image ls": {
         const names = rest.map((f) => {
@@ -220,7 +316,7 @@ export class FakeNode {
             ref,
             "application/vnd.oci.image.manifest.v1+json",
             i.digest,
-            formatBytes(this.#imageSize(s, i.digest)),
+            ctrBinarySize(this.#imageSize(s, i.digest)),
             "linux/amd64",
             labelText(i.labels),
           ]),
@@ -234,7 +330,8 @@ export class FakeNode {
           if (s.images.delete(ref)) out.push(`${ref}\n`);
           else err.push(`${T} level=warning msg="${ref}: image not found"\n`);
         }
-        this.gc();
+        if (rest.includes("--sync")) this.gc();
+        else this.#gcPending = true;
         return { code: 0, stdout: out.join(""), stderr: err.join("") };
       }
       case "container ls": {
@@ -259,16 +356,30 @@ export class FakeNode {
           ID: rest[0],
           Labels: c.labels,
           Image: c.image ?? "",
+          SnapshotKey: c.snapshotKey ?? "",
+          Snapshotter: c.snapshotKey === undefined ? "" : "overlayfs",
           CreatedAt: "2026-01-01T00:00:00Z",
           UpdatedAt: "2026-01-01T00:00:00Z",
         }));
       }
       case "containers rm": {
+        const errors: string[] = [];
         for (const id of rest) {
           const c = s.containers.get(id);
-          if (c && c.status !== "RUNNING") s.containers.delete(id);
+          if (!c) {
+            errors.push(`container "${id}" in namespace "${name}": not found`);
+          } else if (c.status !== undefined && !["STOPPED", "CREATED"].includes(c.status)) {
+            errors.push(`cannot delete a non stopped container: {${c.status.toLowerCase()} 100}`);
+          } else {
+            s.containers.delete(id);
+            if (c.snapshotKey) s.snapshots = s.snapshots.filter((x) => x.key !== c.snapshotKey);
+          }
         }
-        return ok();
+        if (errors.length === 0) return ok();
+        const log = errors.map((e) =>
+          `${T} level=error msg="failed to delete container" error="${e}"\n`
+        );
+        return { code: 1, stdout: "", stderr: log.join("") + `ctr: ${errors[0]}\n` };
       }
       case "snapshot ls":
         return ok(table([
