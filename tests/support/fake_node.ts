@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { CtrResult } from "../../lib/ctr/runner.ts";
 import { fail, FakeCtr, ok } from "./fake_ctr.ts";
 
@@ -74,6 +75,18 @@ export function ctrBinarySize(n: number): string {
   return `${n.toFixed(1)} ${units[i]}`;
 }
 
+/**
+ * The OCI chain ID of `diffIds` (what containerd keys committed snapshots by): the first diff
+ * ID, then sha256 of "<parent chain> <diff id>" for each next one.
+ */
+export function ociChainId(diffIds: string[]): string {
+  let chain = diffIds[0]!;
+  for (const d of diffIds.slice(1)) {
+    chain = `sha256:${createHash("sha256").update(`${chain} ${d}`).digest("hex")}`;
+  }
+  return chain;
+}
+
 function labelText(labels: Map<string, string>): string {
   return labels.size === 0 ? "-" : [...labels].map(([k, v]) => `${k}=${v}`).join(",");
 }
@@ -87,6 +100,8 @@ export class FakeNode {
   #leases = new Set<string>();
   /** An image rm's GC, not waited for: it runs before the next command. */
   #gcPending = false;
+  /** What `ctr content get` prints for manifests and configs (layers are not readable). */
+  #documents = new Map<string, string>();
 
   constructor() {
     this.ctr = new FakeCtr((args) => {
@@ -128,7 +143,8 @@ export class FakeNode {
     const layers = [...opts.base ?? [], ...own];
     const config = fakeDigest(n, 2);
     const manifest = fakeDigest(n, 1);
-    const chain = fakeDigest(n, 0xc);
+    // Layers are uncompressed: each layer's diff ID is its digest.
+    const chain = ociChainId(layers);
     for (const l of own) {
       s.content.set(l, {
         size: 1_000_000,
@@ -151,7 +167,42 @@ export class FakeNode {
         ...layers.map((l, i): [string, string] => [`containerd.io/gc.ref.content.l.${i}`, l]),
       ]),
     });
-    if (opts.unpacked !== false) s.snapshots.push({ key: chain, parent: null, kind: "Committed" });
+    if (opts.unpacked !== false) {
+      // One committed snapshot per layer prefix, keyed by its chain ID, as unpacking makes them.
+      let parent: string | null = null;
+      for (let i = 1; i <= layers.length; i++) {
+        const key = ociChainId(layers.slice(0, i));
+        if (!s.snapshots.some((x) => x.key === key)) {
+          s.snapshots.push({ key, parent, kind: "Committed" });
+        }
+        parent = key;
+      }
+    }
+    this.#documents.set(
+      manifest,
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: {
+          mediaType: "application/vnd.oci.image.config.v1+json",
+          digest: config,
+          size: 500,
+        },
+        layers: layers.map((l) => ({
+          mediaType: "application/vnd.oci.image.layer.v1.tar",
+          digest: l,
+          size: 1_000_000,
+        })),
+      }),
+    );
+    this.#documents.set(
+      config,
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        rootfs: { type: "layers", diff_ids: layers },
+      }),
+    );
     s.images.set(ref, { digest: manifest, labels: new Map(Object.entries(opts.labels ?? {})) });
     return manifest;
   }
@@ -394,6 +445,11 @@ export class FakeNode {
         }
         this.gc();
         return ok();
+      }
+      case "content get": {
+        const text = s.content.has(rest[0]!) ? this.#documents.get(rest[0]!) : undefined;
+        if (text === undefined) return fail(`ctr: content digest ${rest[0]}: not found\n`);
+        return ok(text);
       }
       case "content label": {
         const b = s.content.get(rest[0]!);
