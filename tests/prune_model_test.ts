@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { prune, type PruneOptions } from "../lib/prune/prune.ts";
 import { FakeIo } from "./support/fake_io.ts";
 import { FakeNode } from "./support/fake_node.ts";
+import { pruneOptions } from "./support/prune_options.ts";
 import {
   DAY,
   generate,
@@ -96,22 +97,12 @@ export async function writeState(s: Scenario, stateDir: string, now: number): Pr
 
 /** The prune options of a generated run. */
 export function modelOptions(s: Scenario, stateDir: string): PruneOptions {
-  return {
-    mode: "force",
+  return pruneOptions(stateDir, {
     minAge: MIN_AGE_DAYS * DAY,
     usedWithin: USED_WITHIN_DAYS * DAY,
-    doubleCheck: 0,
-    stateDir,
-    namespaces: [],
     keep: s.keep,
     keepLatest: s.keepLatest,
-    containerCleanup: true,
-    contentPrune: true,
-    json: false,
-    verbose: false,
-    metrics: false,
-    budget: null,
-  };
+  });
 }
 
 /**

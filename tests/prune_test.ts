@@ -8,6 +8,7 @@ import { prune, type PruneOptions } from "../lib/prune/prune.ts";
 import { fail } from "./support/fake_ctr.ts";
 import { FakeIo } from "./support/fake_io.ts";
 import { FakeNode } from "./support/fake_node.ts";
+import { pruneOptions } from "./support/prune_options.ts";
 
 const DAY = 86400;
 const img = (name: string) => `docker.io/library/${name}:1`;
@@ -16,22 +17,7 @@ const stateDirs: string[] = [];
 async function options(over: Partial<PruneOptions> = {}): Promise<PruneOptions> {
   const stateDir = await Deno.makeTempDir({ prefix: "ctre-prune-test-" });
   stateDirs.push(stateDir);
-  return {
-    mode: "force",
-    minAge: 14 * DAY,
-    usedWithin: 14 * DAY,
-    doubleCheck: 0,
-    stateDir,
-    namespaces: [],
-    keep: [],
-    containerCleanup: true,
-    contentPrune: true,
-    json: false,
-    verbose: false,
-    metrics: false,
-    budget: null,
-    ...over,
-  };
+  return pruneOptions(stateDir, over);
 }
 
 /** A node with: old unused `old` (prunable), `run` used by a running container, young `new`. */

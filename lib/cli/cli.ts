@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { quoteCut } from "../core/text.ts";
 import { UsageError } from "../core/errors.ts";
 import {
   helpRows,
@@ -12,6 +13,7 @@ import {
   parseOptions,
 } from "./options.ts";
 import { DEFAULT_STATE_DIR } from "./permissions.ts";
+import { keepPatternProblem } from "../state/keep_file.ts";
 import { parseByteSize, parseDuration } from "../core/units.ts";
 import type { Budget } from "../policy/budget.ts";
 
@@ -236,6 +238,13 @@ const COMMANDS: [string, string][] = [
   ["doctor", "Check permissions, ctr, containerd, the state dir and the recorder"],
 ];
 
+/** A --keep pattern, or a UsageError saying why it cannot be one. */
+function keepOption(pattern: string): string {
+  const problem = keepPatternProblem(pattern);
+  if (problem !== null) throw new UsageError(`--keep: ${problem}`);
+  return pattern;
+}
+
 export const USAGE = [
   "Usage: ctre <command> [options]",
   "",
@@ -332,7 +341,9 @@ function budgetOf(
 /** A whole number of at least 0 for option `name`. */
 function count(value: string, name: string): number {
   if (!/^\d{1,6}$/.test(value)) {
-    throw new UsageError(`Invalid number "${value}" for --${name}: use a whole number (e.g. 2)`);
+    throw new UsageError(
+      `Invalid number ${quoteCut(value)} for --${name}: use a whole number (e.g. 2)`,
+    );
   }
   return Number(value);
 }
@@ -386,7 +397,7 @@ export function parseCommand(argv: string[]): Command {
       doubleCheck: parseDuration(v["double-check"], "double-check"),
       stateDir: v["state-dir"],
       namespaces: v.namespace,
-      keep: v.keep,
+      keep: v.keep.map(keepOption),
       containerCleanup: !v["no-container-cleanup"],
       cleanupKubeletContainers: v["cleanup-kubelet-containers"],
       keepLatest: count(v["keep-latest"], "keep-latest"),
@@ -439,5 +450,5 @@ export function parseCommand(argv: string[]): Command {
     if (v.address !== undefined) throw new UsageError(`"ctre status" does not use --address`);
     return { kind: "status", stateDir: v["state-dir"], json: v.json };
   }
-  throw new UsageError(`Unknown command "${command}"`);
+  throw new UsageError(`Unknown command ${quoteCut(command)}`);
 }

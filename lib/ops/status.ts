@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { recorderCheck } from "./doctor.ts";
 import { type Io, println } from "../core/io.ts";
-import { alignColumns, isoTime } from "../core/text.ts";
+import { alignColumns, isoTime, quoteCut } from "../core/text.ts";
 import { lastUse, loadUsageDb, type Usage, USAGE_FILE } from "../state/usage_db.ts";
 import { permissionHint } from "../state/state_files.ts";
 import { loadPullDb, PULLS_FILE } from "../state/pull_db.ts";
@@ -132,7 +132,7 @@ export async function status(stateDir: string, json: boolean, io: Io): Promise<n
     for (const r of rejected) {
       println(
         io.stderr,
-        `Warning: line ${r.lineNo} of ${file} is corrupt (${r.reason}): "${r.line}"`,
+        `Warning: line ${r.lineNo} of ${file} is corrupt (${r.reason}): ${quoteCut(r.line)}`,
       );
     }
   }

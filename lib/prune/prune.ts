@@ -39,6 +39,7 @@ import { cleanContainers, cleanContent, type Lines, measureAfter } from "./after
 import { pruneFamilies } from "./metric_families.ts";
 import { planDocument, planTable, type PruneOutcome } from "./report.ts";
 import { formatBytes } from "../core/units.ts";
+import { quoteCut } from "../core/text.ts";
 import { loadUsageDb, USAGE_FILE } from "../state/usage_db.ts";
 import { loadExtras, rememberPins } from "./plan_inputs.ts";
 
@@ -145,7 +146,7 @@ class PruneRun {
     const dbPath = join(this.opts.stateDir, USAGE_FILE);
     const db = await loadUsageDb(dbPath);
     for (const r of db.rejected) {
-      this.warn(`Ignoring line ${r.lineNo} of ${dbPath}: ${r.reason}: "${r.line}"`);
+      this.warn(`Ignoring line ${r.lineNo} of ${dbPath}: ${r.reason}: ${quoteCut(r.line)}`);
     }
     const policy = {
       now: this.io.now(),

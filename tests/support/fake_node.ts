@@ -329,6 +329,11 @@ export class FakeNode {
     return size;
   }
 
+  /** What the node answers to `ctr <args>`, without the hook (for a hook that alters it). */
+  answer(args: string[]): CtrResult {
+    return this.#handle(args);
+  }
+
   #handle(all: string[]): CtrResult {
     let args = all;
     let name = "default";
@@ -461,6 +466,11 @@ export class FakeNode {
         }
         return ok(labelText(b.labels) + "\n");
       }
+      case "leases ls":
+        return ok(table([
+          ["ID", "CREATED AT", "LABELS"],
+          ...[...this.#leases].map((id) => [id, "2026-01-01T00:00:00Z", "-"]),
+        ]));
       case "leases create": {
         const id = `lease-${this.#next++}`;
         this.#leases.add(id);
