@@ -23,12 +23,11 @@ import {
   DAY,
   generate,
   MIN_AGE_DAYS,
-  refsAfterMoves,
   type Scenario,
   USED_WITHIN_DAYS,
-  verdicts,
 } from "./support/random_node.ts";
 import { seeds } from "./support/random.ts";
+import { brokenInvariants, writeState } from "./support/model_check.ts";
 
 const NOW = 1_800_000_000;
 const CASES = Number(Deno.env.get("CTRE_MODEL_CASES") ?? "1000");
@@ -84,17 +83,6 @@ export function buildFake(s: Scenario): { node: FakeNode; digests: Map<number, s
   return { node: n, digests };
 }
 
-/** The usage DB and pulls file of `s`, written into `stateDir`. */
-export async function writeState(s: Scenario, stateDir: string, now: number): Promise<void> {
-  const starts = s.starts.map((u) => {
-    const t = now - u.daysAgo * DAY;
-    return `${t} ${t} ${u.ns} ${u.ref}\n`;
-  });
-  await Deno.writeTextFile(join(stateDir, "image_starts"), starts.join(""));
-  const pulls = s.pulls.map((u) => `${now - u.daysAgo * DAY} ${u.ns} ${u.ref}\n`);
-  await Deno.writeTextFile(join(stateDir, "image_pulls"), pulls.join(""));
-}
-
 /** The prune options of a generated run. */
 export function modelOptions(s: Scenario, stateDir: string): PruneOptions {
   return pruneOptions(stateDir, {
@@ -103,34 +91,6 @@ export function modelOptions(s: Scenario, stateDir: string): PruneOptions {
     keep: s.keep,
     keepLatest: s.keepLatest,
   });
-}
-
-/**
- * Checks the node after prune against the model: returns one line per broken invariant.
- * `refsNow(ns)` lists the refs left with their digests; `runs(ns, digest)` says whether an image
- * left can still start.
- */
-export function brokenInvariants(
-  s: Scenario,
-  digests: Map<number, string>,
-  after: Map<string, Map<string, string>>,
-  runs: (ns: string, digest: string) => boolean,
-): string[] {
-  const broken: string[] = [];
-  const before = refsAfterMoves(s);
-  for (const [index, v] of verdicts(s)) {
-    const im = s.images[index]!;
-    const refs = before.get(index)!;
-    const left = refs.filter((ref) => after.get(im.ns)?.get(ref) === digests.get(index));
-    const what = `${im.ns} image ${index} (${refs.join(" ")})`;
-    if (left.length > 0 && left.length < refs.length) {
-      broken.push(`${what}: kept only ${left.join(" ")} of its refs`);
-    }
-    if (v.must === "stay" && left.length === 0) broken.push(`${what} removed, but ${v.why}`);
-    if (v.must === "go" && left.length > 0) broken.push(`${what} kept, but old and unused`);
-    if (left.length > 0 && !runs(im.ns, digests.get(index)!)) broken.push(`${what} cannot run`);
-  }
-  return broken;
 }
 
 /** Runs one generated case against the in-memory node; the broken invariants. */

@@ -10,7 +10,6 @@ import { FakeIo } from "./support/fake_io.ts";
 import { FakeNode } from "./support/fake_node.ts";
 import { pruneOptions } from "./support/prune_options.ts";
 
-const DAY = 86400;
 const img = (name: string) => `docker.io/library/${name}:1`;
 
 const stateDirs: string[] = [];
