@@ -32,6 +32,8 @@ export class Churn {
   readonly running = new Map<string, string>();
   readonly ops: Op[] = [];
   #n = 0;
+  /** Refs of the images nobody uses, for revive(). */
+  #junk: string[] = [];
 
   constructor(
     readonly c: TestContainerd,
@@ -77,6 +79,21 @@ export class Churn {
     const ref = `docker.io/junk/j-${n}:1`;
     return this.#step("junk", ref, async () => {
       await this.c.importImage(SOAK_NS, ref, `junk-${n}`);
+      this.#junk.push(ref);
+    });
+  }
+
+  /**
+   * New content under a junk ref, likely one a prune is about to remove (the tag moves while
+   * ctre removes it): from then on the workload expects it, until a prune that started after the
+   * move removes it by the policy.
+   */
+  revive(): Promise<void> {
+    const ref = this.#pick(this.#junk);
+    if (ref === undefined) return this.junk();
+    const n = ++this.#n;
+    return this.#step("revive", ref, async () => {
+      this.#set(ref, await this.c.importImage(SOAK_NS, ref, `revive-${n}`));
     });
   }
 
@@ -138,7 +155,8 @@ export class Churn {
   next(): Promise<void> {
     const r = this.random();
     if (r < 0.25) return this.import();
-    if (r < 0.35) return this.junk();
+    if (r < 0.32) return this.junk();
+    if (r < 0.35) return this.revive();
     if (r < 0.42) return this.reimport();
     if (r < 0.5) return this.tag();
     if (r < 0.7) return this.start();
