@@ -1,13 +1,15 @@
 /**
- * End to end, on a real containerd: content prune (lib/prune/content_prune.ts) while images
- * arrive. The churn soak (scripts/bench/soak.ts) showed images imported while a prune ran
- * losing their layers; these tests put the import exactly where the race puts it: after the
- * layer guard listed the namespace, before it strips layer references.
+ * End to end, on a real containerd: prune's steps while images arrive, with the arrival put
+ * exactly where a race puts it. Content prune (lib/prune/content_prune.ts): an import after the
+ * layer guard listed the namespace, before it strips layer references. Removal
+ * (lib/prune/removal.ts, repoint_watch.ts): a tag moved between the last-second re-read and
+ * `ctr image rm`.
  */
 import assert from "node:assert/strict";
 import { withContainerd } from "./support/containerd.ts";
 import { type Ctr, systemCtr } from "../lib/ctr/runner.ts";
 import { pruneContentSafely } from "../lib/prune/content_prune.ts";
+import { removeImages } from "../lib/prune/removal.ts";
 import { assertKeptImagesRun } from "./support/runnable.ts";
 
 const NS = "default";
@@ -61,3 +63,42 @@ for (
     },
   });
 }
+
+Deno.test({
+  name: "a ref re-pointed between the last-second re-read and ctr image rm is reported lost",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withContainerd(async (c) => {
+      const ref = img("moving");
+      const old = await c.importImage(NS, ref, "moving-old");
+      const steady = img("steady");
+      const steadyDigest = await c.importImage(NS, steady, "steady-old");
+      // Right after removal.ts's `ctr image ls name==…` re-read, a pull moves the tag.
+      const ctr = interleaved(
+        systemCtr(c.address),
+        [
+          "-n",
+          NS,
+          "image",
+          "ls",
+          `name==${JSON.stringify(ref)}`,
+          `name==${JSON.stringify(steady)}`,
+        ],
+        async () => {
+          await c.importImage(NS, ref, "moving-new");
+        },
+      );
+      const out = await removeImages(ctr, NS, [
+        { ref, digest: old },
+        { ref: steady, digest: steadyDigest },
+      ]);
+      // ctr deleted the new record (nothing ctre can do about that with ctr alone), and ctre
+      // says so instead of counting it an intended removal.
+      assert.deepEqual(out.lost, [ref], JSON.stringify(out));
+      assert.deepEqual(out.removed, [steady]);
+      assert.ok(out.failed.some((f) => f.ref === ref && /re-pointed/.test(f.reason)));
+      assert.deepEqual(await c.imageRefs(NS), []);
+    });
+  },
+});

@@ -53,6 +53,7 @@ Deno.test({
           missing: ["docker.io/library/gone:1"],
           failed: [],
           moved: [],
+          lost: [],
         });
       });
 

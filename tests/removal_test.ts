@@ -12,7 +12,7 @@ function planned(refs: string[], digest = `sha256:${"a".repeat(64)}`) {
 }
 
 /** The bare removal, without the last-second re-read (tested below on its own). */
-const BARE = { check: false };
+const BARE = { check: false, watch: false };
 
 function rmArgs(refs: string[]): string[] {
   return ["-n", NS, "image", "rm", ...refs];
@@ -172,7 +172,7 @@ Deno.test("removeImages() removes in one ctr call per chunk", async () => {
   const ctr = new FakeCtr((args) => ctrRm(args.slice(4)));
   const refs = ["docker.io/library/a:1", "docker.io/library/b:1"];
   const outcome = await removeImages(ctr, NS, planned(refs), BARE);
-  assert.deepEqual(outcome, { removed: refs, missing: [], failed: [], moved: [] });
+  assert.deepEqual(outcome, { removed: refs, missing: [], failed: [], moved: [], lost: [] });
   assert.deepEqual(ctr.calls, [rmArgs(refs)]);
 });
 
@@ -183,6 +183,7 @@ Deno.test("removeImages() with no refs runs no ctr", async () => {
     missing: [],
     failed: [],
     moved: [],
+    lost: [],
   });
   assert.equal(ctr.spawned, 0);
 });

@@ -275,7 +275,12 @@ class PruneRun {
         outcome.repointed.push({ namespace: ns, ref: m.ref, digest: m.now });
       }
       for (const f of r.failed) {
-        println(this.io.stderr, `Cannot remove image "${f.ref}" in namespace ${ns}: ${f.reason}`);
+        println(
+          this.io.stderr,
+          r.lost.includes(f.ref)
+            ? `Removed the wrong image as "${f.ref}" in namespace ${ns}: ${f.reason}`
+            : `Cannot remove image "${f.ref}" in namespace ${ns}: ${f.reason}`,
+        );
         outcome.failed.push({ namespace: ns, ref: f.ref, error: f.reason });
       }
       const settled = new Set([...r.removed, ...r.missing, ...r.moved.map((m) => m.ref)]);

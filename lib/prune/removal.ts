@@ -9,6 +9,7 @@ import type { Ctr } from "../ctr/runner.ts";
 import { commandText, ctrOk } from "../ctr/runner.ts";
 import { parseImageLs } from "../ctr/listings.ts";
 import { type PlannedRef, splitByTarget } from "../policy/recheck.ts";
+import { PROBE_LABEL, RepointWatch } from "./repoint_watch.ts";
 
 export const REMOVE_CHUNK = 100;
 
@@ -19,10 +20,15 @@ export interface RemovalOutcome {
   failed: { ref: string; reason: string }[];
   /** Kept at the last second: the ref points to another digest (`now`) than planned. */
   moved: { ref: string; now: string }[];
+  /**
+   * Deleted, but the record deleted was not the planned one: the ref was re-pointed between the
+   * last-second re-read and the deletion (repoint_watch.ts). Also listed in `failed`.
+   */
+  lost: string[];
 }
 
 function empty(): RemovalOutcome {
-  return { removed: [], missing: [], failed: [], moved: [] };
+  return { removed: [], missing: [], failed: [], moved: [], lost: [] };
 }
 
 /** Whether a log line names `ref` as a whole word (not as part of a longer ref). */
@@ -40,10 +46,10 @@ export function readRemoval(
   refs: string[],
   r: { code: number; stdout: string; stderr: string },
   args: string[],
-): Omit<RemovalOutcome, "moved"> {
+): Omit<RemovalOutcome, "moved" | "lost"> {
   const deleted = new Set(r.stdout.split("\n").map((l) => l.trim()));
   const errLines = r.stderr.split("\n").filter((l) => l.trim() !== "");
-  const out: Omit<RemovalOutcome, "moved"> = { removed: [], missing: [], failed: [] };
+  const out: Omit<RemovalOutcome, "moved" | "lost"> = { removed: [], missing: [], failed: [] };
   for (const ref of refs) {
     if (deleted.has(ref)) {
       out.removed.push(ref);
@@ -82,13 +88,14 @@ export async function removeImages(
   ctr: Ctr,
   ns: string,
   refs: PlannedRef[],
-  opts: { sync?: boolean; check?: boolean } = {},
+  opts: { sync?: boolean; check?: boolean; watch?: boolean } = {},
 ): Promise<RemovalOutcome> {
   const total = empty();
   for (let i = 0; i < refs.length; i += REMOVE_CHUNK) {
     const planned = refs.slice(i, i + REMOVE_CHUNK);
     let chunk = planned.map((p) => p.ref);
     let outcome = empty();
+    const watch = opts.watch === false ? null : await RepointWatch.start(ctr, ns, chunk);
     try {
       if (opts.check !== false) {
         const listed = parseImageLs(
@@ -107,14 +114,44 @@ export async function removeImages(
         outcome.missing.push(...r.missing);
         outcome.failed.push(...r.failed);
       }
+      if (watch) await settleWatch(ctr, ns, watch, outcome);
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
       outcome = { ...empty(), failed: chunk.map((ref) => ({ ref, reason })) };
+    } finally {
+      watch?.stream.stop();
     }
     total.removed.push(...outcome.removed);
     total.missing.push(...outcome.missing);
     total.failed.push(...outcome.failed);
     total.moved.push(...outcome.moved);
+    total.lost.push(...outcome.lost);
   }
   return total;
+}
+
+/**
+ * Ends a chunk's watch: refs re-pointed before their deletion move from `removed` to `lost` (and
+ * `failed`); the probe label comes off a probe ref that was kept.
+ */
+async function settleWatch(
+  ctr: Ctr,
+  ns: string,
+  watch: RepointWatch,
+  outcome: RemovalOutcome,
+): Promise<void> {
+  const lost = new Set(await watch.finish(outcome.removed));
+  outcome.removed = outcome.removed.filter((ref) => !lost.has(ref));
+  for (const ref of lost) {
+    outcome.lost.push(ref);
+    outcome.failed.push({
+      ref,
+      reason: "it was re-pointed (pulled, imported or tagged) while ctre removed it, so the " +
+        "image deleted was the new one; pull it again",
+    });
+  }
+  const probe = watch.probed;
+  if (probe !== null && !outcome.removed.includes(probe) && !lost.has(probe)) {
+    await ctr.run(["-n", ns, "image", "label", probe, `${PROBE_LABEL}=`]);
+  }
 }

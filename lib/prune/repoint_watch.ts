@@ -1,0 +1,121 @@
+/**
+ * Catches the one race a removal by name cannot close. `ctr image rm REF` deletes whatever REF
+ * names when containerd gets to it; ctre re-reads each ref right before (removal.ts), but a pull,
+ * import or `ctr image tag --force` that moves REF between that re-read and the deletion makes
+ * ctr delete the NEW image's record, and ctr reports it as deleted like any other (the churn
+ * soak lost freshly imported images this way; containerd 1.6 to 2.x offer ctr no delete that
+ * checks the target).
+ *
+ * So while a chunk is removed, ctre follows the namespace's image events: one probe event of its
+ * own (a label on a planned ref) shows the subscription is live before the re-read; afterwards a
+ * `/images/create` or `/images/update` of a removed ref that came after the probe and before that
+ * ref's `/images/delete` means the record deleted was the re-pointed one. Such refs are reported,
+ * so prune says so and exits 1 instead of logging an intended removal.
+ *
+ * @module
+ */
+import type { Ctr, CtrStream } from "../ctr/runner.ts";
+import { parseEventLine } from "../ctr/events.ts";
+
+/** The label of the probe event (its value is unique per watch). */
+export const PROBE_LABEL = "ctre.io/removing";
+/** How long to wait for the probe, and for the deletions, to show in the event stream. */
+const WAIT_MS = 5000;
+/** Refs tried for the probe label before watching is given up. */
+const PROBE_TRIES = 3;
+
+/** Image events of one namespace, in stream order: topic and image name. */
+interface Seen {
+  topic: string;
+  name: string;
+}
+
+export class RepointWatch {
+  readonly #seen: Seen[] = [];
+  #ended = false;
+  #wake: (() => void) | null = null;
+
+  /** The ref whose label change is the probe, once one was labelled. */
+  probed: string | null = null;
+
+  private constructor(readonly stream: CtrStream) {
+    (async () => {
+      try {
+        for await (const line of stream.lines) {
+          try {
+            const e = parseEventLine(line);
+            this.#seen.push({ topic: e.topic, name: String(e.payload.name ?? "") });
+          } catch {
+            // not an image event line: nothing to learn
+          }
+          this.#wake?.();
+        }
+      } finally {
+        this.#ended = true;
+        this.#wake?.();
+      }
+    })();
+  }
+
+  /**
+   * Starts following the image events of `ns` and waits until its own probe (a label on the
+   * first of `refs` that still exists) shows. null when no probe could be seen: nothing to watch
+   * (every ref gone) or no events (then the removal goes on unwatched, as before).
+   */
+  static async start(ctr: Ctr, ns: string, refs: string[]): Promise<RepointWatch | null> {
+    const stream = ctr.stream(["events", `namespace==${ns},topic~="^/images/"`]);
+    const watch = new RepointWatch(stream);
+    const token = `${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
+    // A few tries: a ref removed meanwhile cannot be labelled.
+    for (const ref of refs.slice(0, PROBE_TRIES)) {
+      const r = await ctr.run(["-n", ns, "image", "label", ref, `${PROBE_LABEL}=${token}`]);
+      if (r.code !== 0) continue;
+      watch.probed = ref;
+      if (await watch.#until(() => watch.#probeAt() >= 0)) return watch;
+      break;
+    }
+    stream.stop();
+    return null;
+  }
+
+  /** Where the probe shows in the stream (-1: not yet). */
+  #probeAt(): number {
+    return this.#seen.findIndex((s) => s.topic === "/images/update" && s.name === this.probed);
+  }
+
+  /** Waits until `ok()` or WAIT_MS; whether it held. */
+  async #until(ok: () => boolean): Promise<boolean> {
+    const deadline = Date.now() + WAIT_MS;
+    while (!ok()) {
+      if (this.#ended || Date.now() > deadline) return ok();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#wake = resolve),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, 50)),
+      ]);
+      clearTimeout(timer);
+    }
+    return true;
+  }
+
+  /**
+   * After the removal: waits for the deletion events of `removed`, stops following, and returns
+   * the refs that were re-pointed between the probe and their deletion.
+   */
+  async finish(removed: string[]): Promise<string[]> {
+    const deleted = (ref: string) =>
+      this.#seen.some((s) => s.topic === "/images/delete" && s.name === ref);
+    await this.#until(() => removed.every(deleted));
+    this.stream.stop();
+    const start = this.#probeAt() + 1;
+    return removed.filter((ref) => {
+      const end = this.#seen.findIndex((s, i) =>
+        i >= start && s.topic === "/images/delete" && s.name === ref
+      );
+      const window = this.#seen.slice(start, end < 0 ? undefined : end);
+      return window.some((s) =>
+        s.name === ref && (s.topic === "/images/create" || s.topic === "/images/update")
+      );
+    });
+  }
+}
