@@ -154,9 +154,9 @@ export class Churn {
   /** One random step, weighted like a node that pulls and starts more than it re-tags. */
   next(): Promise<void> {
     const r = this.random();
-    if (r < 0.25) return this.import();
-    if (r < 0.32) return this.junk();
-    if (r < 0.35) return this.revive();
+    if (r < 0.22) return this.import();
+    if (r < 0.3) return this.junk();
+    if (r < 0.36) return this.revive();
     if (r < 0.42) return this.reimport();
     if (r < 0.5) return this.tag();
     if (r < 0.7) return this.start();
