@@ -419,13 +419,15 @@ export class FakeNode {
         }));
       }
       case "containers rm": {
-        const errors: string[] = [];
+        // As ctr 1.6 prints it (tests/testdata/ctr-1.6/container_rm_running.stderr).
+        const errors: { id: string; text: string }[] = [];
         for (const id of rest) {
           const c = s.containers.get(id);
           if (!c) {
-            errors.push(`container "${id}" in namespace "${name}": not found`);
+            errors.push({ id, text: `container "${id}" in namespace "${name}": not found` });
           } else if (c.status !== undefined && !["STOPPED", "CREATED"].includes(c.status)) {
-            errors.push(`cannot delete a non stopped container: {${c.status.toLowerCase()} 100}`);
+            const status = `{${c.status.toLowerCase()} 0 0001-01-01 00:00:00 +0000 UTC}`;
+            errors.push({ id, text: `cannot delete a non stopped container: ${status}` });
           } else {
             s.containers.delete(id);
             if (c.snapshotKey) s.snapshots = s.snapshots.filter((x) => x.key !== c.snapshotKey);
@@ -433,9 +435,9 @@ export class FakeNode {
         }
         if (errors.length === 0) return ok();
         const log = errors.map((e) =>
-          `${T} level=error msg="failed to delete container" error="${e}"\n`
+          `${T} level=error msg="failed to delete container \\"${e.id}\\"" error="${e.text}"\n`
         );
-        return { code: 1, stdout: "", stderr: log.join("") + `ctr: ${errors[0]}\n` };
+        return { code: 1, stdout: "", stderr: log.join("") + `ctr: ${errors[0]!.text}\n` };
       }
       case "snapshot ls":
         return ok(table([
