@@ -54,6 +54,7 @@ Deno.test({
           failed: [],
           moved: [],
           lost: [],
+          unwatched: 0,
         });
       });
 

@@ -103,7 +103,9 @@ Deno.test("prune() keeps an image used in any pass of the double check", async (
     const io = new FakeIo({ stderrIsTerminal: true });
     await prune(n.ctr, await options({ doubleCheck: 3 }), io);
     assert.match(io.stderr.text, /double check to avoid cleaning mid-restart\.\.\. 3 secs/);
-    assert.ok(io.stderr.text.endsWith("\x1b[1K\r"));
+    // Erased before anything else is printed.
+    const after = io.stderr.text.slice(io.stderr.text.lastIndexOf("secs)"));
+    assert.ok(after.startsWith("secs)\x1b[1K\r"), JSON.stringify(after));
   });
 });
 

@@ -172,7 +172,14 @@ Deno.test("removeImages() removes in one ctr call per chunk", async () => {
   const ctr = new FakeCtr((args) => ctrRm(args.slice(4)));
   const refs = ["docker.io/library/a:1", "docker.io/library/b:1"];
   const outcome = await removeImages(ctr, NS, planned(refs), BARE);
-  assert.deepEqual(outcome, { removed: refs, missing: [], failed: [], moved: [], lost: [] });
+  assert.deepEqual(outcome, {
+    removed: refs,
+    missing: [],
+    failed: [],
+    moved: [],
+    lost: [],
+    unwatched: 0,
+  });
   assert.deepEqual(ctr.calls, [rmArgs(refs)]);
 });
 
@@ -184,6 +191,7 @@ Deno.test("removeImages() with no refs runs no ctr", async () => {
     failed: [],
     moved: [],
     lost: [],
+    unwatched: 0,
   });
   assert.equal(ctr.spawned, 0);
 });

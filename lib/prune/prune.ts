@@ -274,6 +274,12 @@ class PruneRun {
         this.say(`(kept: now points to ${m.now}) ${ns} ${m.ref}`);
         outcome.repointed.push({ namespace: ns, ref: m.ref, digest: m.now });
       }
+      if (r.unwatched > 0) {
+        this.warn(
+          `Could not follow the image events of namespace ${ns} while removing: a ref ` +
+            `re-pointed (pulled, imported, tagged) during the removal would not be noticed`,
+        );
+      }
       for (const f of r.failed) {
         println(
           this.io.stderr,

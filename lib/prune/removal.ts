@@ -25,10 +25,12 @@ export interface RemovalOutcome {
    * last-second re-read and the deletion (repoint_watch.ts). Also listed in `failed`.
    */
   lost: string[];
+  /** Chunks removed without the watch (no probe event seen): a re-point would go unnoticed. */
+  unwatched: number;
 }
 
 function empty(): RemovalOutcome {
-  return { removed: [], missing: [], failed: [], moved: [], lost: [] };
+  return { removed: [], missing: [], failed: [], moved: [], lost: [], unwatched: 0 };
 }
 
 /** Whether a log line names `ref` as a whole word (not as part of a longer ref). */
@@ -46,10 +48,14 @@ export function readRemoval(
   refs: string[],
   r: { code: number; stdout: string; stderr: string },
   args: string[],
-): Omit<RemovalOutcome, "moved" | "lost"> {
+): Omit<RemovalOutcome, "moved" | "lost" | "unwatched"> {
   const deleted = new Set(r.stdout.split("\n").map((l) => l.trim()));
   const errLines = r.stderr.split("\n").filter((l) => l.trim() !== "");
-  const out: Omit<RemovalOutcome, "moved" | "lost"> = { removed: [], missing: [], failed: [] };
+  const out: Omit<RemovalOutcome, "moved" | "lost" | "unwatched"> = {
+    removed: [],
+    missing: [],
+    failed: [],
+  };
   for (const ref of refs) {
     if (deleted.has(ref)) {
       out.removed.push(ref);
@@ -96,6 +102,7 @@ export async function removeImages(
     let chunk = planned.map((p) => p.ref);
     let outcome = empty();
     const watch = opts.watch === false ? null : await RepointWatch.start(ctr, ns, chunk);
+    if (watch === null && opts.watch !== false) outcome.unwatched++;
     try {
       if (opts.check !== false) {
         const listed = parseImageLs(
@@ -105,6 +112,14 @@ export async function removeImages(
         chunk = split.go;
         outcome.missing.push(...split.gone);
         outcome.moved.push(...split.moved);
+      }
+      if (watch) {
+        // Events that arrived since the probe: moved after (or while) the re-read ran.
+        const touched = watch.touched();
+        for (const ref of chunk.filter((r) => touched.has(r))) {
+          outcome.moved.push({ ref, now: "a newer image (re-pointed during the removal)" });
+        }
+        chunk = chunk.filter((r) => !touched.has(r));
       }
       if (chunk.length > 0) {
         // --sync waits for garbage collection (after the last ref), so a re-measure sees it.
@@ -126,6 +141,7 @@ export async function removeImages(
     total.failed.push(...outcome.failed);
     total.moved.push(...outcome.moved);
     total.lost.push(...outcome.lost);
+    total.unwatched += outcome.unwatched;
   }
   return total;
 }

@@ -7,7 +7,9 @@
  * checks the target).
  *
  * So while a chunk is removed, ctre follows the namespace's image events: one probe event of its
- * own (a label on a planned ref) shows the subscription is live before the re-read; afterwards a
+ * own (a label on a planned ref) shows the subscription is live before the re-read; a ref whose
+ * create or update event has arrived by the time `ctr image rm` is started is kept as moved (the
+ * window shrinks to ctr's start-up); afterwards a
  * `/images/create` or `/images/update` of a removed ref that came after the probe and before that
  * ref's `/images/delete` means the record deleted was the re-pointed one. Such refs are reported,
  * so prune says so and exits 1 instead of logging an intended removal.
@@ -19,8 +21,12 @@ import { parseEventLine } from "../ctr/events.ts";
 
 /** The label of the probe event (its value is unique per watch). */
 export const PROBE_LABEL = "ctre.io/removing";
-/** How long to wait for the probe, and for the deletions, to show in the event stream. */
-const WAIT_MS = 5000;
+/**
+ * How long to wait for the probe, and for the deletions, to show in the event stream: normally
+ * milliseconds; long enough for a node under heavy load (events took over 5 s on a test machine
+ * with a load of 12 on 2 cores).
+ */
+const WAIT_MS = 15_000;
 /** Refs tried for the probe label before watching is given up. */
 const PROBE_TRIES = 3;
 
@@ -72,6 +78,8 @@ export class RepointWatch {
       if (r.code !== 0) continue;
       watch.probed = ref;
       if (await watch.#until(() => watch.#probeAt() >= 0)) return watch;
+      // No events: the label must not stay behind on an image that may be kept.
+      await ctr.run(["-n", ns, "image", "label", ref, `${PROBE_LABEL}=`]);
       break;
     }
     stream.stop();
@@ -96,6 +104,16 @@ export class RepointWatch {
       clearTimeout(timer);
     }
     return true;
+  }
+
+  /** Refs created or updated since the probe (so far): moved, whatever the re-read said. */
+  touched(): Set<string> {
+    const start = this.#probeAt() + 1;
+    return new Set(
+      this.#seen.slice(start).filter((s) =>
+        s.topic === "/images/create" || s.topic === "/images/update"
+      ).map((s) => s.name),
+    );
   }
 
   /**

@@ -390,6 +390,16 @@ export class FakeNode {
         else this.#gcPending = true;
         return { code: 0, stdout: out.join(""), stderr: err.join("") };
       }
+      case "image label": {
+        const image = s.images.get(rest[0]!);
+        if (!image) return fail(`ctr: image "${rest[0]}": not found\n`);
+        for (const kv of rest.slice(1)) {
+          const [k, v] = [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)];
+          if (v === "") image.labels.delete(k);
+          else image.labels.set(k, v);
+        }
+        return ok(`${rest[0]}\n`);
+      }
       case "container ls": {
         // `labels."KEY"`: only containers that have that label.
         const key = rest.map((f) => /^labels\."(.*)"$/.exec(f)?.[1]).find((k) => k !== undefined);
