@@ -29,6 +29,8 @@ export const PROBE_LABEL = "ctre.io/removing";
 const WAIT_MS = 15_000;
 /** Refs tried for the probe label before watching is given up. */
 const PROBE_TRIES = 3;
+/** How long one probe label may take to show before the next is set. */
+const PROBE_EVERY_MS = 500;
 
 /** Image events of one namespace, in stream order: topic and image name. */
 interface Seen {
@@ -71,15 +73,21 @@ export class RepointWatch {
   static async start(ctr: Ctr, ns: string, refs: string[]): Promise<RepointWatch | null> {
     const stream = ctr.stream(["events", `namespace==${ns},topic~="^/images/"`]);
     const watch = new RepointWatch(stream);
-    const token = `${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
-    // A few tries: a ref removed meanwhile cannot be labelled.
+    const label = (ref: string, value: string) =>
+      ctr.run(["-n", ns, "image", "label", ref, `${PROBE_LABEL}=${value}`]);
+    // A ref removed meanwhile cannot be labelled: the next one then.
     for (const ref of refs.slice(0, PROBE_TRIES)) {
-      const r = await ctr.run(["-n", ns, "image", "label", ref, `${PROBE_LABEL}=${token}`]);
-      if (r.code !== 0) continue;
+      if ((await label(ref, "1")).code !== 0) continue;
       watch.probed = ref;
-      if (await watch.#until(() => watch.#probeAt() >= 0)) return watch;
+      // ctr events may subscribe after the label: label again (a new value, a new event) until
+      // one shows, for at most WAIT_MS.
+      const deadline = Date.now() + WAIT_MS;
+      for (let n = 2; Date.now() < deadline && !watch.#ended; n++) {
+        if (await watch.#until(() => watch.#probeAt() >= 0, PROBE_EVERY_MS)) return watch;
+        await label(ref, String(n));
+      }
       // No events: the label must not stay behind on an image that may be kept.
-      await ctr.run(["-n", ns, "image", "label", ref, `${PROBE_LABEL}=`]);
+      await label(ref, "");
       break;
     }
     stream.stop();
@@ -91,9 +99,9 @@ export class RepointWatch {
     return this.#seen.findIndex((s) => s.topic === "/images/update" && s.name === this.probed);
   }
 
-  /** Waits until `ok()` or WAIT_MS; whether it held. */
-  async #until(ok: () => boolean): Promise<boolean> {
-    const deadline = Date.now() + WAIT_MS;
+  /** Waits until `ok()` or `ms`; whether it held. */
+  async #until(ok: () => boolean, ms = WAIT_MS): Promise<boolean> {
+    const deadline = Date.now() + ms;
     while (!ok()) {
       if (this.#ended || Date.now() > deadline) return ok();
       let timer: ReturnType<typeof setTimeout> | undefined;
