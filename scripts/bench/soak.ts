@@ -210,7 +210,9 @@ function explain(lost: string[], events: EventLog, prunes: PruneRun[], churn: Ch
 function figures(churn: Churn, prunes: PruneRun[], result: { lost: string[]; ran: number }) {
   const kinds = new Map<string, number>();
   for (const op of churn.ops) kinds.set(op.kind, (kinds.get(op.kind) ?? 0) + 1);
-  const failedOps = churn.ops.filter((o) => o.error);
+  // A step on an image the prunes removed by the policy (a junk ref, `not found`) is expected.
+  const pruned = (o: { error?: string }) => /: not found$/.test(o.error ?? "");
+  const failedOps = churn.ops.filter((o) => o.error && !pruned(o));
   const removed = prunes.reduce((n, p) => n + (p.stdout.match(/^\(deleted\) /gm)?.length ?? 0), 0);
   const rows: [string, string][] = [
     ["containerd", VERSION],
@@ -218,6 +220,7 @@ function figures(churn: Churn, prunes: PruneRun[], result: { lost: string[]; ran
     ["seconds", String(SECONDS)],
     ["operations", `${churn.ops.length} (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")})`],
     ["failed operations", String(failedOps.length)],
+    ["steps on an image pruned meanwhile", String(churn.ops.filter(pruned).length)],
     ["prune runs", `${prunes.length} (${prunes.filter((p) => p.code !== 0).length} non-zero)`],
     ["refs removed by prune", String(removed)],
     ["images checked to run", String(result.ran)],
