@@ -18,7 +18,7 @@
  * Prints the figures (operations by kind, prune runs, removals, lost images) and exits 1 when
  * an invariant fails, naming each broken one with the events containerd logged for it.
  *
- *   deno task soak [--seconds 150] [--seed N] [--old 6] [--version 1.6.20]
+ *   deno task soak [--seconds 150] [--seed N] [--old 6] [--version 1.6.20] [--ctr-delay MS]
  *
  * Needs root and what scripts/setup.sh installs (containerd versions, runc, busybox, go, bbolt).
  *
@@ -26,7 +26,7 @@
  */
 import { parseArgs } from "node:util";
 import { TestContainerd } from "../../tests/support/containerd.ts";
-import { runCtre, spawnCtre } from "../../tests/support/cli.ts";
+import { ctreArgs, spawnCtre } from "../../tests/support/cli.ts";
 import { Churn, rng, SOAK_NS } from "./churn.ts";
 
 const args = parseArgs({
@@ -34,6 +34,7 @@ const args = parseArgs({
     seconds: { type: "string", default: "150" },
     seed: { type: "string" },
     old: { type: "string", default: "6" },
+    "ctr-delay": { type: "string", default: "0" },
     version: { type: "string" },
     "prune-args": {
       type: "string",
@@ -47,6 +48,8 @@ const SEED = args.values.seed === undefined
   : Number(args.values.seed);
 const OLD = Number(args.values.old);
 const VERSION = args.values.version ?? Deno.env.get("CTRE_TEST_CONTAINERD") ?? "1.6.20";
+/** Milliseconds prune's own ctr waits before `image rm` and content prune's steps (0: none). */
+const CTR_DELAY = Number(args.values["ctr-delay"]);
 const PRUNE_ARGS = args.values["prune-args"]!.split(" ").filter((a) => a !== "");
 
 /** Puts the bin dir of containerd `version` first on PATH (scripts/containerd_bin.sh). */
@@ -130,6 +133,46 @@ function deletes(p: PruneRun, ref: string): boolean {
   return p.stdout.split("\n").includes(`(deleted) ${SOAK_NS} ${ref}`);
 }
 
+/**
+ * A dir holding a `ctr` that sleeps CTR_DELAY ms before `image rm`, `content prune` and
+ * `content label`, then runs the real ctr: put first on prune's PATH, it widens the windows in
+ * which a racing workload step lands (a way to show the soak catches those races).
+ */
+async function slowCtrDir(): Promise<string | null> {
+  if (CTR_DELAY <= 0) return null;
+  const real = new TextDecoder().decode(
+    (await new Deno.Command("sh", { args: ["-c", "command -v ctr"], stdout: "piped" }).output())
+      .stdout,
+  ).trim();
+  const dir = await Deno.makeTempDir({ prefix: "ctre-soak-ctr-" });
+  const script = [
+    "#!/bin/sh",
+    'case " $* " in',
+    `  *" image rm "*|*" content prune "*|*" content label "*) sleep ${CTR_DELAY / 1000} ;;`,
+    "esac",
+    `exec ${real} "$@"`,
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(`${dir}/ctr`, script, { mode: 0o755 });
+  return dir;
+}
+
+/** One `ctre prune` with the soak's arguments, its ctr slowed when `slowDir` is given. */
+async function runPrune(
+  c: TestContainerd,
+  stateDir: string,
+  slowDir: string | null,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const path = slowDir === null ? Deno.env.get("PATH")! : `${slowDir}:${Deno.env.get("PATH")}`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ctreArgs(["prune", ...PRUNE_ARGS], { address: c.address, stateDir }),
+    stdin: "null",
+    env: { NO_COLOR: "1", PATH: path },
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
 /** Prunes back to back until `stop()` says so. */
 async function pruneLoop(
   c: TestContainerd,
@@ -137,10 +180,11 @@ async function pruneLoop(
   started: number,
   stop: () => boolean,
 ): Promise<PruneRun[]> {
+  const slowDir = await slowCtrDir();
   const runs: PruneRun[] = [];
   while (!stop()) {
     const start = Date.now() - started;
-    const r = await runCtre(["prune", ...PRUNE_ARGS], { address: c.address, stateDir });
+    const r = await runPrune(c, stateDir, slowDir);
     runs.push({ ...r, start, end: Date.now() - started });
   }
   return runs;
@@ -218,6 +262,7 @@ function figures(churn: Churn, prunes: PruneRun[], result: { lost: string[]; ran
     ["containerd", VERSION],
     ["seed", String(SEED)],
     ["seconds", String(SECONDS)],
+    ["prune's ctr delayed (ms)", String(CTR_DELAY)],
     ["operations", `${churn.ops.length} (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")})`],
     ["failed operations", String(failedOps.length)],
     ["steps on an image pruned meanwhile", String(churn.ops.filter(pruned).length)],
