@@ -38,6 +38,7 @@ interface Seen {
   name: string;
 }
 
+/** Follows one namespace's image events while one chunk of refs is removed (see above). */
 export class RepointWatch {
   readonly #seen: Seen[] = [];
   #ended = false;
