@@ -1,6 +1,6 @@
 /**
  * The workload of the churn soak (soak.ts): a seeded stream of what happens on a busy node —
- * fresh image imports (two in five `--no-unpack`), images nobody uses, re-imports that move a tag to new content, re-tags,
+ * fresh image imports (by default two in five `--no-unpack`), images nobody uses, re-imports that move a tag to new content, re-tags,
  * containers started, stopped and removed, throw-away `ctr run --rm` — against a private
  * containerd (tests/support/containerd.ts). It remembers what must still be there afterwards:
  * every ref it made and the digest it last pointed it to, and the containers it left.
@@ -32,13 +32,13 @@ export class Churn {
   readonly running = new Map<string, string>();
   readonly ops: Op[] = [];
   #n = 0;
-  /** Refs of the images nobody uses, for revive(). */
-  #junk: string[] = [];
 
   constructor(
     readonly c: TestContainerd,
     readonly random: () => number,
     readonly started: number,
+    /** The share of fresh imports made with `--no-unpack`. */
+    readonly noUnpackShare = 0.4,
   ) {}
 
   #pick<T>(items: T[]): T | undefined {
@@ -64,7 +64,7 @@ export class Churn {
   import(): Promise<void> {
     const n = ++this.#n;
     const ref = `${REPO}/fresh-${n}:1`;
-    const unpack = this.random() >= 0.4;
+    const unpack = this.random() >= this.noUnpackShare;
     return this.#step("import", `${ref}${unpack ? "" : " --no-unpack"}`, async () => {
       this.#set(ref, await this.c.importImage(SOAK_NS, ref, `soak-${n}`, [], { unpack }));
     });
@@ -79,7 +79,6 @@ export class Churn {
     const ref = `docker.io/junk/j-${n}:1`;
     return this.#step("junk", ref, async () => {
       await this.c.importImage(SOAK_NS, ref, `junk-${n}`);
-      this.#junk.push(ref);
     });
   }
 
@@ -88,8 +87,18 @@ export class Churn {
    * ctre removes it): from then on the workload expects it, until a prune that started after the
    * move removes it by the policy.
    */
-  revive(): Promise<void> {
-    const ref = this.#pick(this.#junk);
+  async revive(): Promise<void> {
+    // One that is still there: the prunes are likely removing it right now.
+    const listed = await this.c.ctrOk([
+      "-n",
+      SOAK_NS,
+      "image",
+      "ls",
+      "-q",
+      `name~="^docker.io/junk/"`,
+    ])
+      .catch(() => "");
+    const ref = this.#pick(listed.split("\n").filter((l) => l !== ""));
     if (ref === undefined) return this.junk();
     const n = ++this.#n;
     return this.#step("revive", ref, async () => {

@@ -18,7 +18,7 @@
  * Prints the figures (operations by kind, prune runs, removals, lost images) and exits 1 when
  * an invariant fails, naming each broken one with the events containerd logged for it.
  *
- *   deno task soak [--seconds 150] [--seed N] [--old 6] [--version 1.6.20] [--ctr-delay MS]
+ *   deno task soak [--seconds 150] [--seed N] [--old 6] [--version 1.6.20] [--ctr-delay MS] [--no-unpack SHARE]
  *
  * Needs root and what scripts/setup.sh installs (containerd versions, runc, busybox, go, bbolt).
  *
@@ -35,6 +35,7 @@ const args = parseArgs({
     seed: { type: "string" },
     old: { type: "string", default: "6" },
     "ctr-delay": { type: "string", default: "0" },
+    "no-unpack": { type: "string", default: "0.4" },
     version: { type: "string" },
     "prune-args": {
       type: "string",
@@ -291,7 +292,7 @@ async function main(): Promise<number> {
     const started = Date.now();
     const events = new EventLog(c, started);
     const recorder = spawnCtre(["record-image-starts"], { address: c.address, stateDir });
-    const churn = new Churn(c, rng(SEED), started);
+    const churn = new Churn(c, rng(SEED), started, Number(args.values["no-unpack"]));
     const until = started + SECONDS * 1000;
     const [, prunes] = await Promise.all([
       workload(churn, until),
