@@ -35,6 +35,7 @@ import { FakeIo } from "./support/fake_io.ts";
 import { FakeNode } from "./support/fake_node.ts";
 import { pruneOptions } from "./support/prune_options.ts";
 import { prng } from "./support/random.ts";
+import { runCtre } from "./support/cli.ts";
 import { seeds } from "./support/random.ts";
 
 const ROUNDS = 300;
@@ -327,6 +328,38 @@ Deno.test("prune: no image is removed after a listing fails to parse", async () 
     // The property is only proved if damage made parsing fail often enough.
     if (!Deno.env.get("CTRE_SEED")) {
       assert.ok(parseFailures > 10, `${parseFailures} parse failures`);
+    }
+  } finally {
+    await Deno.remove(stateDir, { recursive: true });
+  }
+});
+
+Deno.test("the CLI: random command lines exit 0, 1 or 2 with at most two short lines, no stack", async () => {
+  const stateDir = await Deno.makeTempDir({ prefix: "ctre-fuzz-cli-" });
+  try {
+    const list = Deno.env.get("CTRE_SEED") ? seeds(0) : seeds(1);
+    const all = list.length > 1 ? list : Array.from({ length: 12 }, (_, i) => list[0]! + i);
+    for (const seed of all) {
+      const r = prng(seed);
+      const argv = Array.from(
+        { length: 1 + Math.floor(r() * 5) },
+        () =>
+          r() < 0.85 ? TOKENS[Math.floor(r() * TOKENS.length)]! : junk(r, 30).replaceAll("\0", ""),
+      );
+      // Nothing that runs until stopped (the recorder, a repeating prune), never a forced prune.
+      const args = argv.filter((a) => !["--force", "record-image-starts", "--every"].includes(a));
+      const out = await runCtre(args, {
+        address: `${stateDir}/no-containerd.sock`,
+        stateDir,
+      });
+      const what = `seed ${seed} (CTRE_SEED=${seed}): ctre ${JSON.stringify(args)}`;
+      assert.ok([0, 1, 2].includes(out.code), `${what} exited ${out.code}: ${out.stderr}`);
+      if (out.code === 0) continue;
+      const lines = out.stderr.trimEnd().split("\n");
+      assert.ok(lines.length <= 2, `${what}: ${out.stderr}`);
+      for (const l of lines) {
+        assert.ok(l.length <= MAX_ERROR && !CONTROL.test(l) && !/^\s+at /.test(l), `${what}: ${l}`);
+      }
     }
   } finally {
     await Deno.remove(stateDir, { recursive: true });
