@@ -183,10 +183,14 @@ async function pruneLoop(
 ): Promise<PruneRun[]> {
   const slowDir = await slowCtrDir();
   const runs: PruneRun[] = [];
-  while (!stop()) {
-    const start = Date.now() - started;
-    const r = await runPrune(c, stateDir, slowDir);
-    runs.push({ ...r, start, end: Date.now() - started });
+  try {
+    while (!stop()) {
+      const start = Date.now() - started;
+      const r = await runPrune(c, stateDir, slowDir);
+      runs.push({ ...r, start, end: Date.now() - started });
+    }
+  } finally {
+    if (slowDir !== null) await Deno.remove(slowDir, { recursive: true });
   }
   return runs;
 }
