@@ -125,7 +125,7 @@ const PRUNE_OPTIONS = {
   },
   "no-content-prune": {
     type: "boolean",
-    help: ['Do not run "ctr content prune references" afterwards'],
+    help: ["Do not prune content (layer blobs no image needs) afterwards"],
   },
   "content-prune-moby": {
     type: "boolean",
@@ -299,7 +299,7 @@ const PRUNE_SPEC: CommandSpec = {
     `Lists images that no container in their namespace uses (running, created or stopped), whose
 content is at least --min-age old and that the recorder has not seen started or stopped within
 --used-within; re-checks for --double-check; asks; removes them; then removes stopped
-containers and runs "ctr content prune references" in each namespace.`,
+containers and prunes content in each namespace, keeping every remaining image whole.`,
   options: PRUNE_OPTIONS,
   after: `DURATION: 0, or a number with s, m, h, d or w: 90s, 30m, 36h, 14d, 2w.
 Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`,
