@@ -130,7 +130,9 @@ async function main(): Promise<never> {
     code = await run(Deno.args);
   } catch (e) {
     const err = processIo().stderr;
-    println(err, `ctre: ${errorText(e)}`);
+    // One short line whatever was thrown: never a stack, never a megabyte of echoed input.
+    const text = errorText(e);
+    println(err, `ctre: ${text.length > 500 ? `${text.slice(0, 500)}… (cut)` : text}`);
     if (e instanceof UsageError) println(err, `Run "ctre --help" for usage.`);
     code = e instanceof UsageError ? 2 : 1;
   }

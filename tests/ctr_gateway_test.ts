@@ -89,7 +89,9 @@ for (const minor of VERSIONS) {
       "-n default content label sha256:1 containerd.io/gc.ref.content.l.0=": () => ok(),
       "-n default content label sha256:2 containerd.io/gc.ref.content.l.0=": () =>
         fail("ctr: content digest sha256:2: not found\n"),
-      "-n default content prune references": () => ok(),
+      [`-n default image label ${APP} ctre.io/removing=1`]: () => ok(`${APP}\n`),
+      [`-n default image label ${MISSING} ctre.io/removing=`]: () =>
+        fail(`ctr: image "${MISSING}": not found\n`),
       "-n default leases create --expires 1h": () => ok("lease-1\n"),
       "-n default leases delete --sync lease-1": () => ok(),
     });
@@ -107,11 +109,29 @@ for (const minor of VERSIONS) {
       "containerd.io/gc.ref.content.l.0",
     ]).then(() => null, (e) => e);
     assert.ok(gone instanceof CtrExitError && /not found/.test(gone.stderr), String(gone));
-    await c.pruneContentReferences("default");
+    await c.labelImage("default", APP, "ctre.io/removing", "1");
+    const unlabelled = await c.labelImage("default", MISSING, "ctre.io/removing", "")
+      .then(() => null, (e) => e);
+    assert.ok(unlabelled instanceof CtrExitError && /not found/.test(unlabelled.stderr));
     const lease = await c.createLease("default", "1h");
     assert.equal(lease, "lease-1");
     await c.deleteLease("default", lease, true);
-    assert.equal(ctr.spawned, 7);
+    assert.equal(ctr.spawned, 8);
+  });
+
+  Deno.test(`gateway over ctr ${minor}: image events of one namespace, filtered by containerd`, async () => {
+    const lines = read(`${d}/events.txt`).split("\n").filter((x) => x.includes(" /images/"));
+    const ctr = new FakeCtr(() => ok(), () => ({ lines }));
+    const stream = ctrGateway(ctr).imageEvents("default");
+    const got = [];
+    for await (const e of stream.events) got.push(e);
+    assert.deepEqual(ctr.streams, [["events", 'namespace==default,topic~="^/images/"']]);
+    assert.ok(got.length > 0 && got.length === lines.length);
+    for (const e of got) {
+      assert.ok(!(e instanceof Error), String(e));
+      assert.match(e.topic, /^\/images\/(create|update|delete)$/);
+      assert.equal(typeof e.payload.name, "string", "the payload names the image");
+    }
   });
 
   Deno.test(`gateway over ctr ${minor}: versions, events, containerd down`, async () => {

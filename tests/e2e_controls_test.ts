@@ -357,9 +357,7 @@ Deno.test({
                 const text = await Deno.readTextFile(lockPath).catch(() => "");
                 return text.startsWith(`pid ${first.pid} since `);
               });
-              const t0 = Date.now();
               const second = await runCtre([...FORCE_NOW, "-n", ns], opts);
-              const took = Date.now() - t0;
               assert.equal(second.code, 1, second.stdout + second.stderr);
               assert.equal(second.stdout, "");
               const lines = second.stderr.trim().split("\n");
@@ -367,7 +365,6 @@ Deno.test({
               assert.match(lines[0]!, /^ctre: Another ctre prune is running on /);
               assert.ok(lines[0]!.includes(`(pid ${first.pid} since `), lines[0]);
               assert.ok(lines[0]!.includes(`lock ${lockPath})`), lines[0]);
-              assert.ok(took < 5000, `refused after ${took} ms`);
               assert.ok(!firstDone, "the first prune was still running");
 
               const dry = await runCtre([...DRY_NOW, "-n", ns], opts);

@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PRUNE_NOW, runCtre, spawnCtre, tempStateDir } from "./support/cli.ts";
-import { containerdVersion, type CriNode, withCri } from "./support/cri.ts";
+import { type CriNode, withCri } from "./support/cri.ts";
+import { wantedContainerdVersion } from "./support/containerd.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PRUNE = [
@@ -90,24 +91,26 @@ Deno.test({
   },
 });
 
+/** Whether the containerd under test (CTRE_TEST_CONTAINERD) has image volumes: 2.1 and later. */
+function hasImageVolumes(version: string): boolean {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return major > 2 || (major === 2 && minor >= 1);
+}
+
 Deno.test({
-  name: "CRI: an image volume's image is kept while its pod exists, and recorded as used",
+  name: "CRI: an image volume's image is kept while its pod exists, and recorded as used " +
+    "(image volumes need containerd 2.1+)",
+  // Decided when the test registers, so on 1.6 and 1.7 it counts as ignored, not passed.
+  ignore: !hasImageVolumes(wantedContainerdVersion()),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const [major, minor] = await containerdVersion();
-    if (major < 2 || (major === 2 && minor < 1)) {
-      // deno-lint-ignore no-console
-      console.error(`image volumes need containerd 2.1+, this is ${major}.${minor}: skipped`);
-      return;
-    }
     const stateDir = await tempStateDir();
     try {
       await withCri(async (node) => {
         const app = await node.pushImage("library/app:1", "app-vol");
         const vol = await node.pushImage("library/vol:1", "vol-data");
         await node.pullImage(app.ref);
-        await node.pullImage(vol.ref);
         const opts = { address: node.containerd.address, stateDir };
         const rec = spawnCtre(["record-image-starts", "--flush-interval", "1s"], opts);
         let out = "";
@@ -117,8 +120,15 @@ Deno.test({
         const pod = await node.runPod("with-volume");
         let id: string;
         try {
+          // Ready once it records something: the volume's image pulled (again, until it does).
+          const pulled = new RegExp(`^P \\d+ k8s\\.io ${vol.ref.replace(/[.]/g, "\\.")}$`, "m");
           const deadline = Date.now() + 20_000;
-          while (!out.includes("Listening") && Date.now() < deadline) await sleep(50);
+          while (!pulled.test(out)) {
+            if (Date.now() > deadline) assert.fail(`the recorder never saw a pull:\n${out}`);
+            await node.pullImage(vol.ref);
+            const wait = Date.now() + 1000;
+            while (!pulled.test(out) && Date.now() < wait) await sleep(50);
+          }
           const r = await node.client.call("RuntimeService", "CreateContainer", {
             pod_sandbox_id: pod.id,
             config: {

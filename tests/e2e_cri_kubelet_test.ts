@@ -220,10 +220,14 @@ criTest(
       const t0 = Math.floor(Date.now() / 1000);
       await node.pullImage(a2.ref);
       await rec.waitFor(new RegExp(`^P \\d+ k8s.io ${a2.ref.replace(/[.]/g, "\\.")}$`, "m"));
-      await sleep(1500); // one flush interval
       note(`events of a pull of a tag for content already present:\n${rec.stdout.slice(from)}`);
-      const pulls = await Deno.readTextFile(join(stateDir, "image_pulls"));
-      assert.match(pulls, new RegExp(`^\\d+ k8s.io ${a2.ref.replace(/[.]/g, "\\.")}$`, "m"));
+      // Written at the next flush: polled until it is, not slept for.
+      const line = new RegExp(`^\\d+ k8s.io ${a2.ref.replace(/[.]/g, "\\.")}$`, "m");
+      const read = () => Deno.readTextFile(join(stateDir, "image_pulls")).catch(() => "");
+      for (const deadline = Date.now() + 15_000; !line.test(await read());) {
+        if (Date.now() > deadline) assert.fail(`image_pulls never got the pull:\n${await read()}`);
+        await sleep(100);
+      }
       const doc = await prune(node, stateDir);
       const kept = imageOf(doc, a1.ref);
       assert.deepEqual([kept.decision, kept.reason], ["keep", "recently-used"]);

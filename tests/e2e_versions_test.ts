@@ -54,6 +54,9 @@ Deno.test({
           removed: [REF],
           missing: ["docker.io/library/gone:1"],
           failed: [],
+          moved: [],
+          lost: [],
+          unwatched: 0,
         });
       });
 

@@ -45,16 +45,13 @@ Deno.test("oci_image: deterministic, one digest per variant", async () => {
 });
 
 Deno.test("harness: a private containerd with images, containers, aged content", async (t) => {
-  const t0 = performance.now();
   const c = await TestContainerd.start();
-  const startMs = performance.now() - t0;
   let digestA = "";
   let digestB = "";
   try {
     await t.step("starts on its own socket", async () => {
       assert.ok(c.dir.includes("/ctre-e2e-"), c.dir);
       assert.equal(c.address, `${c.dir}/containerd.sock`);
-      assert.ok(startMs < 20_000, `start took ${startMs} ms`);
       const version = await c.ctrOk(["version"]);
       assert.match(version, /Server:\n\s+Version:/);
       assert.ok(["overlayfs", "native"].includes(c.snapshotter), c.snapshotter);
@@ -119,12 +116,8 @@ Deno.test("harness: a private containerd with images, containers, aged content",
       assert.equal((await c.taskStatuses("default")).get("running"), "RUNNING");
     });
   } finally {
-    const t1 = performance.now();
     await c.cleanup();
-    const cleanupMs = performance.now() - t1;
     await c.cleanup(); // twice is fine
-    // deno-lint-ignore no-console
-    console.log(`start ${startMs.toFixed(0)} ms, cleanup ${cleanupMs.toFixed(0)} ms`);
   }
   await assertNothingLeft(c);
 });

@@ -328,13 +328,12 @@ Deno.test("parseCommand() reads --keep-latest, --pin-memory and --cleanup-kubele
     "7d",
     "--cleanup-kubelet-containers",
   ]);
-  assert.equal(cmd.kind, "prune");
-  if (cmd.kind !== "prune") return;
+  if (cmd.kind !== "prune") throw new Error(`parsed as ${cmd.kind}, not prune`);
   assert.equal(cmd.prune.keepLatest, 3);
   assert.equal(cmd.prune.pinMemory, 7 * DAY);
   assert.equal(cmd.prune.cleanupKubeletContainers, true);
   const d = parseCommand(["prune"]);
-  if (d.kind !== "prune") return;
+  if (d.kind !== "prune") throw new Error(`parsed as ${d.kind}, not prune`);
   assert.deepEqual(
     [d.prune.keepLatest, d.prune.pinMemory, d.prune.cleanupKubeletContainers],
     [0, 30 * DAY, false],

@@ -166,12 +166,13 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
       strip: ["a-m"],
     },
     {
-      name: "a manifest no image names (being pulled or left over): stripped, as ctr does",
-      blobs: [...imageBlobs("orphan"), ...imageBlobs("b")],
+      // The soak's race: an import whose image is not created yet when images are listed.
+      name: "a manifest no image names (being imported, or left over): untouched",
+      blobs: [...imageBlobs("orphan"), ...imageBlobs("b", { snapshotter: "overlayfs" })],
       images: [row("b:1", "b-m")],
-      snapshots: [],
-      unsafe: ["b:1"],
-      strip: ["orphan-m"],
+      snapshots: committed("b"),
+      unsafe: [],
+      strip: ["b-m"],
     },
     {
       name: "an image whose target is not in the content list: nothing of it touched",
@@ -192,32 +193,22 @@ Deno.test("planContentPrune() protects the manifests of images with no other cop
   }
 });
 
-Deno.test("pruneContentSafely() runs the plain prune when nothing needs protecting", async () => {
+Deno.test("pruneContentSafely() strips each runnable image's references, then runs a GC", async () => {
   const n = new FakeNode();
   n.addImage("default", "a:1");
   const r = await pruneContentSafely(n.containerd, "default");
   assert.deepEqual(r.protected, []);
   assert.equal(r.before - r.after, 1, "the layer blob went");
+  // Never `ctr content prune references`: it would strip images listed after ctre looked.
   assert.deepEqual(n.ctr.calls.map((a) => a.slice(2, 4).join(" ")), [
     "content ls",
     "snapshot ls",
     "image ls",
-    "content prune",
+    "content label",
+    "leases create",
+    "leases delete",
     "content ls",
   ]);
-});
-
-Deno.test("pruneContentSafely() retries the transient not-found once", async () => {
-  const n = new FakeNode();
-  n.addImage("default", "a:1");
-  let prunes = 0;
-  n.hook = (args) =>
-    args[3] === "prune" && ++prunes === 1
-      ? fail("ctr: content digest sha256:1111: not found\n")
-      : undefined;
-  const r = await pruneContentSafely(n.containerd, "default");
-  assert.equal(r.error, undefined);
-  assert.equal(prunes, 2);
 });
 
 Deno.test("pruneContentSafely() strips the others' references, then runs a GC", async () => {

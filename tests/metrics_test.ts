@@ -168,9 +168,16 @@ Deno.test({
       // The recorder adds its families to the same file.
       const { spawnCtre } = await import("./support/cli.ts");
       const rec = spawnCtre(["record-image-starts", "--metrics", "--flush-interval", "1s"], opts);
-      await new Promise((res) => setTimeout(res, 1500));
-      await c.runToExit("default", "docker.io/library/used:1", "c-once");
-      await new Promise((res) => setTimeout(res, 2500));
+      // Ready and flushed once the file counts a start and a stop: until then, one more run
+      // (one started before it listened is not seen). Polled, never a fixed sleep.
+      const deadline = Date.now() + 30_000;
+      for (let n = 1;; n++) {
+        await c.runToExit("default", "docker.io/library/used:1", `c-once-${n}`);
+        const seen = checkExposition(await Deno.readTextFile(path));
+        if ((seen.get("ctre_recorder_events_recorded_total") ?? 0) >= 2) break;
+        if (Date.now() > deadline) assert.fail("the recorder never wrote its metrics");
+        await new Promise((res) => setTimeout(res, 250));
+      }
       rec.kill("SIGTERM");
       assert.equal((await rec.output()).code, 0);
       text = await Deno.readTextFile(path);

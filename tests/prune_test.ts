@@ -8,30 +8,15 @@ import { prune, type PruneOptions } from "../lib/prune/prune.ts";
 import { fail } from "./support/fake_ctr.ts";
 import { FakeIo } from "./support/fake_io.ts";
 import { FakeNode } from "./support/fake_node.ts";
+import { pruneOptions } from "./support/prune_options.ts";
 
-const DAY = 86400;
 const img = (name: string) => `docker.io/library/${name}:1`;
 
 const stateDirs: string[] = [];
 async function options(over: Partial<PruneOptions> = {}): Promise<PruneOptions> {
   const stateDir = await Deno.makeTempDir({ prefix: "ctre-prune-test-" });
   stateDirs.push(stateDir);
-  return {
-    mode: "force",
-    minAge: 14 * DAY,
-    usedWithin: 14 * DAY,
-    doubleCheck: 0,
-    stateDir,
-    namespaces: [],
-    keep: [],
-    containerCleanup: true,
-    contentPrune: true,
-    json: false,
-    verbose: false,
-    metrics: false,
-    budget: null,
-    ...over,
-  };
+  return pruneOptions(stateDir, over);
 }
 
 /** A node with: old unused `old` (prunable), `run` used by a running container, young `new`. */
@@ -242,13 +227,14 @@ Deno.test("prune() re-reads each batch's refs right before removing them", async
 });
 
 Deno.test("prune() content prune keeps an image whose layers have no other copy", async (t) => {
-  await t.step("every kept image unpacked: one ctr content prune references", async () => {
+  await t.step("every kept image unpacked: their references stripped, then a GC", async () => {
     const n = node();
     const run = n.ns("default").images.get(img("run"))!.digest;
     const io = new FakeIo();
     assert.equal(await prune(n.containerd, await options(), io), 0, io.stderr.text);
-    assert.equal(callsOf(n, "content", "prune", "references").length, 1);
-    assert.equal(callsOf(n, "content", "label").length, 0);
+    assert.equal(callsOf(n, "content", "prune", "references").length, 0);
+    assert.ok(callsOf(n, "content", "label").length > 0);
+    assert.equal(callsOf(n, "leases", "delete", "--sync").length, 1);
     // Its layer blob went: it runs from its snapshot.
     const layer = n.ns("default").content.get(run)!.labels.get("containerd.io/gc.ref.content.l.0");
     assert.equal(layer, undefined);
@@ -357,13 +343,13 @@ Deno.test("prune() reports a failure in each step and exits 1", async (t) => {
     const io = new FakeIo();
     assert.equal(await prune(n.containerd, await options(), io), 1);
     assert.match(io.stderr.text, /^Container clean-up of namespace default failed: /m);
-    assert.equal(callsOf(n, "content", "prune", "references").length, 1);
+    assert.equal(callsOf(n, "leases", "delete", "--sync").length, 1, "content prune still ran");
   });
 
   await t.step("content prune fails", async () => {
     const n = node();
     n.hook = (args) =>
-      args[2] === "content" && args[3] === "prune" ? fail("ctr: boom\n") : undefined;
+      args[2] === "leases" && args[3] === "delete" ? fail("ctr: boom\n") : undefined;
     const io = new FakeIo();
     assert.equal(await prune(n.containerd, await options(), io), 1);
     assert.match(io.stderr.text, /^Content prune of namespace default failed: /m);

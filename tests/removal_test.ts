@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { CtrError } from "../lib/core/errors.ts";
 import { REMOVE_CHUNK, removeImages } from "../lib/prune/removal.ts";
+import { PROBE_LABEL } from "../lib/prune/repoint_watch.ts";
+import type { CtrEvent } from "../lib/ctr/events.ts";
+import type { EventStream } from "../lib/ctr/gateway.ts";
 import { readRemoval } from "../lib/ctr/image_removal.ts";
 import { ok } from "./support/fake_ctr.ts";
 import { exitError, FakeContainerd, imageRow } from "./support/fake_containerd.ts";
@@ -14,6 +17,9 @@ const DIGEST = `sha256:${"a".repeat(64)}`;
 function planned(refs: string[], digest = DIGEST) {
   return refs.map((ref) => ({ ref, digest }));
 }
+
+/** The removal without the removal watch (tested below on its own). */
+const NOWATCH = { watch: false };
 
 function rmArgs(refs: string[]): string[] {
   return ["-n", NS, "image", "rm", ...refs];
@@ -179,20 +185,32 @@ function holding(refs: string[], digest = DIGEST): FakeContainerd {
 Deno.test("removeImages() re-reads a chunk's refs, then removes them in one go", async () => {
   const refs = ["docker.io/library/a:1", "docker.io/library/b:1"];
   const c = holding(refs);
-  const outcome = await removeImages(c, NS, planned(refs));
-  assert.deepEqual(outcome, { removed: refs, missing: [], failed: [], moved: [] });
+  const outcome = await removeImages(c, NS, planned(refs), NOWATCH);
+  assert.deepEqual(outcome, {
+    removed: refs,
+    missing: [],
+    failed: [],
+    moved: [],
+    lost: [],
+    unwatched: 0,
+  });
   assert.deepEqual(c.calls, [["listImages", NS, refs], ["removeImages", NS, refs, false]]);
 });
 
 Deno.test("removeImages() keeps a ref re-pointed since the plan, and skips one already gone", async () => {
   const c = holding(["a:1"]);
   c.ns(NS).images.push(imageRow("b:1", `sha256:${"b".repeat(64)}`));
-  const outcome = await removeImages(c, NS, planned(["a:1", "b:1", "c:1"]), { sync: true });
+  const outcome = await removeImages(c, NS, planned(["a:1", "b:1", "c:1"]), {
+    sync: true,
+    watch: false,
+  });
   assert.deepEqual(outcome, {
     removed: ["a:1"],
     missing: ["c:1"],
     failed: [],
     moved: [{ ref: "b:1", now: `sha256:${"b".repeat(64)}` }],
+    lost: [],
+    unwatched: 0,
   });
   assert.deepEqual(c.callsOf("removeImages"), [[NS, ["a:1"], true]]);
 });
@@ -204,6 +222,8 @@ Deno.test("removeImages() with no refs asks nothing", async () => {
     missing: [],
     failed: [],
     moved: [],
+    lost: [],
+    unwatched: 0,
   });
   assert.deepEqual(c.calls, []);
 });
@@ -212,7 +232,7 @@ Deno.test("removeImages() splits 250 refs into 3 removals of at most 100", async
   assert.equal(REMOVE_CHUNK, 100);
   const refs = Array.from({ length: 250 }, (_, i) => `docker.io/library/img:${i}`);
   const c = holding(refs.filter((r) => r !== "docker.io/library/img:150"));
-  const outcome = await removeImages(c, NS, planned(refs));
+  const outcome = await removeImages(c, NS, planned(refs), NOWATCH);
   const removals = c.callsOf("removeImages").map((a) => a[1] as string[]);
   assert.deepEqual(removals.map((chunk) => chunk.length), [100, 99, 50]);
   assert.deepEqual(c.callsOf("listImages").map((a) => (a[1] as string[]).length), [100, 100, 50]);
@@ -230,7 +250,7 @@ Deno.test("removeImages() marks every ref of a chunk failed when ctr cannot run"
       throw new CtrError("Cannot run ctr -n k8s.io image rm: ctr is not installed", 127, "");
     }
   };
-  const outcome = await removeImages(c, NS, planned(refs));
+  const outcome = await removeImages(c, NS, planned(refs), NOWATCH);
   assert.equal(call, 2);
   assert.deepEqual(outcome.removed, refs.slice(0, 100));
   assert.deepEqual(outcome.missing, []);
@@ -249,11 +269,95 @@ Deno.test("removeImages() goes on with the next chunk after a failing one", asyn
       throw exitError("image ls", "ctr: connection refused\n");
     }
   };
-  const outcome = await removeImages(c, NS, planned(refs));
+  const outcome = await removeImages(c, NS, planned(refs), NOWATCH);
   assert.equal(c.callsOf("removeImages").length, 1);
   assert.deepEqual(outcome.removed, refs.slice(100));
   assert.equal(outcome.failed.length, 100);
   assert.match(outcome.failed[0]!.reason, /exited with code 1: ctr: connection refused$/);
+});
+
+/** An image event stream the test pushes to, as containerd would; it ends when stopped. */
+function liveEvents(): { stream: EventStream; push: (topic: string, name: string) => void } {
+  const queue: CtrEvent[] = [];
+  let wake = () => {};
+  let ended = false;
+  const stream: EventStream = {
+    events: (async function* () {
+      while (true) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (ended) return;
+        await new Promise<void>((resolve) => wake = resolve);
+      }
+    })(),
+    done: Promise.resolve({ code: 0, stderr: "" }),
+    stop() {
+      ended = true;
+      wake();
+    },
+  };
+  const push = (topic: string, name: string) => {
+    queue.push({ time: 0, ns: NS, topic: `/images/${topic}`, payload: { name } });
+    wake();
+  };
+  return { stream, push };
+}
+
+/** A fake containerd holding `refs` whose image events and probe labels go to `live`. */
+function watched(refs: string[], live: ReturnType<typeof liveEvents>): FakeContainerd {
+  const c = holding(refs);
+  c.imageEvents = () => live.stream;
+  c.on.labelImage = (_ns, ref) => Promise.resolve(live.push("update", ref));
+  return c;
+}
+
+Deno.test("removeImages() reports a ref re-pointed between the re-read and its deletion as lost", async () => {
+  const live = liveEvents();
+  const c = watched(["a:1", "b:1"], live);
+  c.on.removeImages = (_ns, refs) => {
+    // b:1 is pulled again while ctr image rm runs: ctr deletes the new record.
+    live.push("create", "b:1");
+    for (const ref of refs) live.push("delete", ref);
+    return Promise.resolve({ removed: refs, missing: [], failed: [] });
+  };
+  const outcome = await removeImages(c, NS, planned(["a:1", "b:1"]));
+  assert.deepEqual(outcome.removed, ["a:1"]);
+  assert.deepEqual(outcome.lost, ["b:1"]);
+  assert.deepEqual(outcome.failed.map((f) => f.ref), ["b:1"]);
+  assert.match(outcome.failed[0]!.reason, /re-pointed .* the image deleted was the new one/);
+  assert.equal(outcome.unwatched, 0);
+  assert.deepEqual(c.callsOf("labelImage"), [[NS, "a:1", PROBE_LABEL, "1"]]);
+});
+
+Deno.test("removeImages() keeps a ref whose create event came before ctr image rm", async () => {
+  const live = liveEvents();
+  const c = watched(["a:1", "b:1"], live);
+  c.on.listImages = async (_ns, refs) => {
+    // Re-pointed right after the re-read listed it unchanged; the event is delivered (one turn
+    // of the event loop) before the listing's answer arrives.
+    live.push("create", "b:1");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    return (refs ?? []).map((ref) => imageRow(ref, DIGEST));
+  };
+  c.on.removeImages = (_ns, refs) => {
+    for (const ref of refs) live.push("delete", ref);
+    return Promise.resolve({ removed: refs, missing: [], failed: [] });
+  };
+  const outcome = await removeImages(c, NS, planned(["a:1", "b:1"]));
+  assert.deepEqual(outcome.removed, ["a:1"]);
+  assert.deepEqual(outcome.moved, [{ ref: "b:1", now: null }]);
+  assert.deepEqual(outcome.lost, []);
+  assert.deepEqual(c.callsOf("removeImages"), [[NS, ["a:1"], false]]);
+});
+
+Deno.test("removeImages() without image events removes unwatched and takes the probe label off", async () => {
+  const c = holding(["a:1"]);
+  const outcome = await removeImages(c, NS, planned(["a:1"]));
+  assert.deepEqual(outcome.removed, ["a:1"]);
+  assert.equal(outcome.unwatched, 1);
+  assert.deepEqual(c.callsOf("labelImage"), [
+    [NS, "a:1", PROBE_LABEL, "1"],
+    [NS, "a:1", PROBE_LABEL, ""],
+  ]);
 });
 
 function fixture(path: string): string {

@@ -1,8 +1,10 @@
 /**
  * Golden output: the --json document and the --verbose table of a fixed, hand-built plan, and
  * the help texts. A renamed or added field, a changed column or a reworded help line fails
- * here. After checking a deliberate change by eye, rewrite the files with
- * `CTRE_UPDATE_GOLDEN=1 deno test --allow-all tests/report_test.ts` and review the diff.
+ * here. After checking a deliberate change by eye, rewrite the files named (and only those) with
+ * `CTRE_UPDATE_GOLDEN=plan.json,help_prune.txt deno test --allow-all tests/report_test.ts`: each
+ * test that rewrote its file fails, saying so, so an update never passes silently; run again
+ * without the variable and review the diff.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -11,28 +13,33 @@ import { planDocument, planTable, type PruneOutcome } from "../lib/prune/report.
 import { runCtre, tempStateDir } from "./support/cli.ts";
 
 const GOLDEN = new URL("./testdata/golden/", import.meta.url);
-const UPDATE = Deno.env.get("CTRE_UPDATE_GOLDEN") === "1";
+/** The golden files to rewrite: CTRE_UPDATE_GOLDEN, comma-separated file names. */
+const UPDATE = new Set(
+  (Deno.env.get("CTRE_UPDATE_GOLDEN") ?? "").split(",").map((n) => n.trim()).filter((n) => n),
+);
 /** A CI run compares, never rewrites: a golden file rewritten there would make the test pass. */
 const CI = ["true", "1"].includes(Deno.env.get("CI") ?? "");
 
 async function golden(name: string, actual: string): Promise<void> {
   const path = fileURLToPath(new URL(name, GOLDEN));
-  if (UPDATE && CI) {
+  if (UPDATE.size > 0 && CI) {
     throw new Error(
       "CTRE_UPDATE_GOLDEN is set in a CI run (CI=true): golden files are not rewritten",
     );
   }
-  if (UPDATE) {
+  if (UPDATE.has(name)) {
     await Deno.mkdir(fileURLToPath(GOLDEN), { recursive: true });
     await Deno.writeTextFile(path, actual);
-    return;
+    throw new Error(
+      `${name} rewritten (CTRE_UPDATE_GOLDEN): review the diff and run again without it`,
+    );
   }
   const expected = await Deno.readTextFile(path);
   assert.equal(
     actual,
     expected,
     `${name} differs from the golden file; if the change is intended, rerun with ` +
-      `CTRE_UPDATE_GOLDEN=1 and review the diff`,
+      `CTRE_UPDATE_GOLDEN=${name} and review the diff`,
   );
 }
 

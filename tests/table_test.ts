@@ -93,7 +93,8 @@ Deno.test("splitTabbed() handles a table's edges", async (t) => {
         assert.ok(e instanceof ParseError);
         assert.equal(
           e.message,
-          'Unexpected header from ctr content ls: "DIGEST\tSIZE\tLABELS" ' +
+          // Control characters (a tab here) are shown escaped, never raw.
+          'Unexpected header from ctr content ls: "DIGEST\\u0009SIZE\\u0009LABELS" ' +
             '(expected "DIGEST SIZE AGE LABELS")',
         );
         return true;

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { quoteCut } from "../core/text.ts";
 import { UsageError } from "../core/errors.ts";
 import {
   helpRows,
@@ -12,6 +13,7 @@ import {
   parseOptions,
 } from "./options.ts";
 import { DEFAULT_STATE_DIR } from "./permissions.ts";
+import { keepPatternProblem } from "../state/keep_file.ts";
 import { parseByteSize, parseDuration } from "../core/units.ts";
 import type { Budget } from "../policy/budget.ts";
 
@@ -123,7 +125,7 @@ const PRUNE_OPTIONS = {
   },
   "no-content-prune": {
     type: "boolean",
-    help: ['Do not run "ctr content prune references" afterwards'],
+    help: ["Do not prune content (layer blobs no image needs) afterwards"],
   },
   "content-prune-moby": {
     type: "boolean",
@@ -297,7 +299,7 @@ const PRUNE_SPEC: CommandSpec = {
     `Lists images that no container in their namespace uses (running, created or stopped), whose
 content is at least --min-age old and that the recorder has not seen started or stopped within
 --used-within; re-checks for --double-check; asks; removes them; then removes stopped
-containers and runs "ctr content prune references" in each namespace.`,
+containers and prunes content in each namespace, keeping every remaining image whole.`,
   options: PRUNE_OPTIONS,
   after: `DURATION: 0, or a number with s, m, h, d or w: 90s, 30m, 36h, 14d, 2w.
 Exit codes: 0 done, 1 aborted or a removal failed, 2 bad usage.`,
@@ -391,6 +393,13 @@ function commandHelp(spec: CommandSpec): string {
 /** Where the top level's descriptions begin. */
 const TOP_COLUMN = 25;
 
+/** A --keep pattern, or a UsageError saying why it cannot be one. */
+function keepOption(pattern: string): string {
+  const problem = keepPatternProblem(pattern);
+  if (problem !== null) throw new UsageError(`--keep: ${problem}`);
+  return pattern;
+}
+
 export const USAGE = [
   "Usage: ctre <command> [options]",
   "",
@@ -461,7 +470,9 @@ function budgetOf(
 /** A whole number of at least 0 for option `name`. */
 function count(value: string, name: string): number {
   if (!/^\d{1,6}$/.test(value)) {
-    throw new UsageError(`Invalid number "${value}" for --${name}: use a whole number (e.g. 2)`);
+    throw new UsageError(
+      `Invalid number ${quoteCut(value)} for --${name}: use a whole number (e.g. 2)`,
+    );
   }
   return Number(value);
 }
@@ -546,7 +557,7 @@ export function parseCommand(argv: string[]): Command {
       doubleCheck: parseDuration(v["double-check"], "double-check"),
       stateDir: v["state-dir"],
       namespaces: v.namespace,
-      keep: v.keep,
+      keep: v.keep.map(keepOption),
       containerCleanup: !v["no-container-cleanup"],
       cleanupKubeletContainers: v["cleanup-kubelet-containers"],
       keepLatest: count(v["keep-latest"], "keep-latest"),
@@ -603,7 +614,7 @@ export function parseCommand(argv: string[]): Command {
   }
   if (command === "completion") return parseCompletion(rest);
   if (command === "man") return parseMan(rest);
-  throw new UsageError(`Unknown command "${command}"`);
+  throw new UsageError(`Unknown command ${quoteCut(command)}`);
 }
 
 function parseMan(rest: string[]): Command {
@@ -621,6 +632,6 @@ function parseCompletion(rest: string[]): Command {
   const names = SHELLS.join(", ");
   if (shell === undefined) throw new UsageError(`"ctre completion" needs a shell: ${names}`);
   const known = SHELLS.find((s) => s === shell);
-  if (known === undefined) throw new UsageError(`Unknown shell "${shell}" (${names})`);
+  if (known === undefined) throw new UsageError(`Unknown shell ${quoteCut(shell)} (${names})`);
   return { kind: "completion", shell: known };
 }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { quoteCut } from "../core/text.ts";
 import { UsageError } from "../core/errors.ts";
 
 /** One option: how it parses and how its help reads. */
@@ -77,20 +78,24 @@ export function parseOptions<T extends OptionTable>(args: string[], table: T): O
 
   const take = (name: string, raw: string, inline: string | undefined) => {
     const o = Object.hasOwn(table, name) ? table[name] : undefined;
-    if (o === undefined) throw new UsageError(`Unknown option "${raw}"`);
+    if (o === undefined) throw new UsageError(`Unknown option ${quoteCut(raw)}`);
     const flag = `--${name}`;
     if (o.type === "boolean") {
-      if (inline !== undefined) throw new UsageError(`Option "${flag}" does not take a value`);
+      if (inline !== undefined) {
+        throw new UsageError(`Option ${quoteCut(flag)} does not take a value`);
+      }
       flags.add(name);
       return;
     }
     let value = inline;
     if (value === undefined) {
       value = queue.shift();
-      if (value === undefined) throw new UsageError(`Option "${flag}" needs a value`);
+      if (value === undefined) throw new UsageError(`Option ${quoteCut(flag)} needs a value`);
       if (value.length > 1 && value.startsWith("-")) {
         throw new UsageError(
-          `Option "${flag}" needs a value (write ${flag}=VALUE for a value that starts with "-")`,
+          `Option ${
+            quoteCut(flag)
+          } needs a value (write ${flag}=VALUE for a value that starts with "-")`,
         );
       }
     }
@@ -121,7 +126,9 @@ export function parseOptions<T extends OptionTable>(args: string[], table: T): O
       positionals.push(arg);
     }
   }
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) {
+    throw new UsageError(`Unexpected argument ${quoteCut(positionals[0]!)}`);
+  }
 
   const values: Record<string, boolean | string | string[] | undefined> = {};
   for (const [name, o] of Object.entries(table)) {

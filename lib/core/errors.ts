@@ -10,6 +10,11 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** A file ctre reads (a keep file, say) that it must not run with: exit 1, one line. */
+export class InputError extends Error {
+  override name = "InputError";
+}
+
 /** Output of `ctr` that does not have the documented shape. */
 export class ParseError extends Error {
   override name = "ParseError";

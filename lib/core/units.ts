@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { quoteCut } from "../core/text.ts";
 import { ParseError, UsageError } from "./errors.ts";
 
 const MINUTE = 60;
@@ -25,7 +26,7 @@ export function parseAge(text: string): number {
   // Printed for 60 minutes up to 89: below 60 minutes it prints "N minutes".
   if (t === "About an hour") return HOUR;
   const m = /^(\d+) (seconds|minutes|hours|days|weeks|months|years)$/.exec(t);
-  if (!m) throw new ParseError(`Cannot parse content age "${text}"`);
+  if (!m) throw new ParseError(`Cannot parse content age ${quoteCut(text)}`);
   const n = Number(m[1]);
   switch (m[2]) {
     case "seconds":
@@ -68,7 +69,7 @@ const SIZE_UNITS: Record<string, number> = {
 export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?(?:e[+-]?\d+)?) ?([kKMGTPE]?i?B)$/.exec(text.trim());
   const unit = m?.[2] === undefined ? undefined : SIZE_UNITS[m[2]];
-  if (!m || unit === undefined) throw new ParseError(`Cannot parse size "${text}"`);
+  if (!m || unit === undefined) throw new ParseError(`Cannot parse size ${quoteCut(text)}`);
   return Math.round(Number(m[1]) * unit);
 }
 
@@ -99,7 +100,9 @@ export function parseDuration(text: string, flag: string): number {
   const unit = m?.[2] === undefined ? undefined : DURATION_UNITS[m[2]];
   if (!m || unit === undefined || (m[2] === "" && Number(m[1]) !== 0)) {
     throw new UsageError(
-      `Invalid duration "${text}" for --${flag}: use a number with a unit s, m, h, d or w ` +
+      `Invalid duration ${
+        quoteCut(text)
+      } for --${flag}: use a number with a unit s, m, h, d or w ` +
         `(e.g. 90s, 30m, 36h, 14d, 2w), or 0`,
     );
   }
@@ -125,7 +128,9 @@ export function parseByteSize(text: string, flag: string): number {
   const unit = m ? BYTE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
   if (!m || unit === undefined) {
     throw new UsageError(
-      `Invalid size "${text}" for --${flag}: use a number with B, kB, MB, GB, TB (1000-based) ` +
+      `Invalid size ${
+        quoteCut(text)
+      } for --${flag}: use a number with B, kB, MB, GB, TB (1000-based) ` +
         `or KiB, MiB, GiB, TiB (1024-based), e.g. 20GB`,
     );
   }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Ctr, ctrOk } from "./runner.ts";
+import { type Ctr, ctrOk, type CtrStream } from "./runner.ts";
 import {
   parseContainerInfo,
   parseContainerLs,
@@ -26,6 +26,7 @@ import type {
   ContainerdChanges,
   ContainerdDaemon,
   ContainerdListings,
+  EventStream,
   OtherAddress,
 } from "./gateway.ts";
 
@@ -90,8 +91,8 @@ function changesOver(ctr: Ctr): ContainerdChanges {
     async clearContentLabels(ns, digest, labels) {
       await inNs(ns, ["content", "label", digest, ...labels.map((l) => `${l}=`)]);
     },
-    async pruneContentReferences(ns) {
-      await inNs(ns, ["content", "prune", "references"]);
+    async labelImage(ns, ref, key, value) {
+      await inNs(ns, ["image", "label", ref, `${key}=${value}`]);
     },
     createLease: async (ns, expires) =>
       (await inNs(ns, ["leases", "create", "--expires", expires])).trim(),
@@ -106,6 +107,17 @@ function serverVersionIn(stdout: string): string | undefined {
   return /Server:[\s\S]*?Version:\s*(\S+)/.exec(stdout)?.[1];
 }
 
+/** A ctr event stream, one parsed line each. */
+function eventsOf(s: CtrStream, wantPayload?: (topic: string) => boolean): EventStream {
+  return {
+    events: (async function* () {
+      for await (const line of s.lines) yield readEventLine(line, wantPayload);
+    })(),
+    done: s.done,
+    stop: () => s.stop(),
+  };
+}
+
 /** Versions and events. */
 function daemonOver(ctr: Ctr): ContainerdDaemon {
   return {
@@ -116,16 +128,10 @@ function daemonOver(ctr: Ctr): ContainerdDaemon {
         : ["--address", other.address, "--connect-timeout", other.connectTimeout];
       return serverVersionIn(await ctrOk(ctr, [...at, "version"]));
     },
-    events(wantPayload?: (topic: string) => boolean) {
-      const s = ctr.stream(["event"]);
-      return {
-        events: (async function* () {
-          for await (const line of s.lines) yield readEventLine(line, wantPayload);
-        })(),
-        done: s.done,
-        stop: () => s.stop(),
-      };
-    },
+    events: (wantPayload?: (topic: string) => boolean) =>
+      eventsOf(ctr.stream(["event"]), wantPayload),
+    imageEvents: (ns: string) =>
+      eventsOf(ctr.stream(["events", `namespace==${ns},topic~="^/images/"`])),
   };
 }
 

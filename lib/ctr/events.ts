@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { quoteCut } from "../core/text.ts";
 import { ParseError } from "../core/errors.ts";
 
 export interface CtrEvent {
@@ -44,11 +45,11 @@ export function parseEventLineFor(
   wantPayload: (topic: string) => boolean,
 ): CtrEvent {
   const m = LINE.exec(line.endsWith("\r") ? line.slice(0, -1) : line);
-  if (!m) throw new ParseError(`Cannot parse event line "${line.slice(0, 200)}"`);
+  if (!m) throw new ParseError(`Cannot parse event line ${quoteCut(line)}`);
   const [, date, clock, fraction, sign, oh, om, ns, topic, json] = m as unknown as string[];
   const base = baseOf(`${date}T${clock}${sign}${oh}:${om}`);
   if (Number.isNaN(base)) {
-    throw new ParseError(`Cannot parse event time in "${line.slice(0, 200)}"`);
+    throw new ParseError(`Cannot parse event time in ${quoteCut(line)}`);
   }
   let payload: Record<string, unknown> = {};
   if (json && wantPayload(topic!) && json.trim() !== "") {
@@ -56,7 +57,11 @@ export function parseEventLineFor(
       const parsed: unknown = JSON.parse(json);
       if (parsed && typeof parsed === "object") payload = parsed as Record<string, unknown>;
     } catch {
-      throw new ParseError(`Cannot parse event payload of ${topic} in "${line.slice(0, 200)}"`);
+      throw new ParseError(
+        `Cannot parse event payload of ${
+          /^[\w./-]{1,100}$/.test(topic ?? "") ? topic : quoteCut(topic ?? "", 40)
+        } in ${quoteCut(line)}`,
+      );
     }
   }
   return { time: base / 1000 + Number(`0${fraction ?? ""}`), ns: ns!, topic: topic!, payload };

@@ -68,8 +68,11 @@ export interface ContainerdChanges {
   removeContainers(ns: string, ids: string[]): Promise<string[]>;
   /** Removes the labels `labels` of content blob `digest` (a CtrExitError when it fails). */
   clearContentLabels(ns: string, digest: string, labels: string[]): Promise<void>;
-  /** `ctr content prune references`: drops the blobs no label references. */
-  pruneContentReferences(ns: string): Promise<void>;
+  /**
+   * Sets label `key` of image `ref` in `ns` to `value` (an empty value removes it); a
+   * CtrExitError when it fails (the image is gone).
+   */
+  labelImage(ns: string, ref: string, key: string, value: string): Promise<void>;
   /** Creates a lease that expires after `expires` (Go duration, e.g. `1h`); returns its ID. */
   createLease(ns: string, expires: string): Promise<string>;
   /** Deletes lease `id`; `sync` runs a garbage collection and waits for it. */
@@ -103,6 +106,11 @@ export interface ContainerdDaemon {
    * says no to comes with an empty payload, its JSON not parsed (default: every payload).
    */
   events(wantPayload?: (topic: string) => boolean): EventStream;
+  /**
+   * Follows only the image events (`/images/create`, `/images/update`, `/images/delete`) of
+   * namespace `ns`, filtered by containerd itself, until stopped.
+   */
+  imageEvents(ns: string): EventStream;
 }
 
 /** Everything ctre asks of containerd. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { quoteCut } from "../core/text.ts";
 import { ParseError } from "../core/errors.ts";
 import { parseLabels, splitAligned, splitTabbed } from "./table.ts";
 import { parseAge, parseSize } from "../core/units.ts";
@@ -26,7 +27,7 @@ function lines(text: string): string[] {
 export function parseNamespaces(text: string): string[] {
   return lines(text).map((name) => {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-      throw new ParseError(`Unexpected namespace name "${name}" from ctr namespace ls -q`);
+      throw new ParseError(`Unexpected namespace name ${quoteCut(name)} from ctr namespace ls -q`);
     }
     return name;
   });
@@ -43,7 +44,7 @@ export function parseContentLs(text: string): ContentBlob[] {
   return splitTabbed(what, text, ["DIGEST", "SIZE", "AGE", "LABELS"]).map((r, i) => {
     const digest = r.DIGEST ?? "";
     if (!DIGEST.test(digest)) {
-      throw new ParseError(`Cannot parse line ${i + 2} of ${what}: bad digest "${digest}"`);
+      throw new ParseError(`Cannot parse line ${i + 2} of ${what}: bad digest ${quoteCut(digest)}`);
     }
     const ageText = r.AGE ?? "";
     return {
@@ -63,7 +64,7 @@ export function parseImageLs(text: string): ImageRow[] {
   return splitAligned(what, text, cols).map((r, i) => {
     const digest = r.DIGEST ?? "";
     if (!DIGEST.test(digest)) {
-      throw new ParseError(`Cannot parse line ${i + 2} of ${what}: bad digest "${digest}"`);
+      throw new ParseError(`Cannot parse line ${i + 2} of ${what}: bad digest ${quoteCut(digest)}`);
     }
     return {
       ref: r.REF ?? "",
@@ -100,7 +101,9 @@ export function parseContainerInfo(text: string): ContainerInfo {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new ParseError(`Cannot parse ctr containers info output as JSON: ${e}`);
+    throw new ParseError(
+      `Cannot parse ctr containers info output as JSON: ${quoteCut(String(e), 200)}`,
+    );
   }
   const o = data as Record<string, unknown> | null;
   if (o === null || typeof o !== "object" || typeof o.ID !== "string") {
@@ -150,7 +153,9 @@ export function parseSnapshotLs(text: string): SnapshotRow[] {
   return splitAligned("ctr snapshot ls", text, ["KEY", "PARENT", "KIND"]).map((r, i) => {
     const kind = r.KIND ?? "";
     if (!/^[A-Za-z]+$/.test(kind)) {
-      throw new ParseError(`Cannot parse line ${i + 2} of ctr snapshot ls: bad kind "${kind}"`);
+      throw new ParseError(
+        `Cannot parse line ${i + 2} of ctr snapshot ls: bad kind ${quoteCut(kind)}`,
+      );
     }
     return { key: r.KEY ?? "", parent: r.PARENT ? r.PARENT : null, kind };
   });
@@ -160,7 +165,7 @@ export function parseSnapshotLs(text: string): SnapshotRow[] {
 export function parseLeaseIds(text: string): string[] {
   const [header, ...body] = text.split("\n").filter((l) => l.trim() !== "");
   if (header !== undefined && !/^ID\s+CREATED AT\s+LABELS/.test(header.trim())) {
-    throw new ParseError(`Unexpected header from ctr leases ls: "${header.trim()}"`);
+    throw new ParseError(`Unexpected header from ctr leases ls: ${quoteCut(header.trim())}`);
   }
   return body.map((l) => l.trim().split(/\s+/)[0] ?? "").filter((id) => id !== "");
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { quoteCut } from "../core/text.ts";
 import { ParseError } from "../core/errors.ts";
 
 export type Row = Record<string, string>;
@@ -22,7 +23,7 @@ function checkHeader(what: string, header: string | undefined, expected: string[
   const names = header?.trim().split(/\s+/) ?? [];
   if (names.join(" ") !== expected.join(" ")) {
     throw new ParseError(
-      `Unexpected header from ${what}: "${header?.trim() ?? ""}" (expected "${
+      `Unexpected header from ${what}: ${quoteCut(header?.trim() ?? "")} (expected "${
         expected.join(" ")
       }")`,
     );
@@ -39,7 +40,7 @@ export function splitTabbed(what: string, text: string, expected: string[]): Row
     if (cells.length !== names.length) {
       throw new ParseError(
         `Cannot parse line ${i + 2} of ${what}: expected ${names.length} tab-separated cells, ` +
-          `got ${cells.length}: "${line}"`,
+          `got ${cells.length}: ${quoteCut(line)}`,
       );
     }
     const row: Row = {};
@@ -75,14 +76,16 @@ export function splitAligned(what: string, text: string, expected: string[]): Ro
       if (start > 0 && chars[start - 1] !== undefined && chars[start - 1] !== " ") {
         throw new ParseError(
           `Cannot parse line ${i + 2} of ${what}: column ${name} does not start at ` +
-            `character ${start + 1}: "${line}"`,
+            `character ${start + 1}: ${quoteCut(line)}`,
         );
       }
       const text = chars.slice(start, end);
       row[name] = (typeof text === "string" ? text : text.join("")).trim();
     });
     if (!row[names[0] ?? ""]) {
-      throw new ParseError(`Cannot parse line ${i + 2} of ${what}: empty ${names[0]}: "${line}"`);
+      throw new ParseError(
+        `Cannot parse line ${i + 2} of ${what}: empty ${names[0]}: ${quoteCut(line)}`,
+      );
     }
     return row;
   });
@@ -105,7 +108,7 @@ export function parseLabels(cell: string): Map<string, string> {
     } else if (last !== undefined) {
       labels.set(last, `${labels.get(last)},${token}`);
     } else {
-      throw new ParseError(`Cannot parse labels "${cell}"`);
+      throw new ParseError(`Cannot parse labels ${quoteCut(cell)}`);
     }
   }
   return labels;

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { type Check, recorderCheck } from "./doctor.ts";
 import { type Io, println } from "../core/io.ts";
-import { alignColumns, isoTime } from "../core/text.ts";
+import { alignColumns, isoTime, quoteCut } from "../core/text.ts";
 import { lastUse, loadUsageDb, USAGE_FILE, type UsageDb } from "../state/usage_db.ts";
 import { permissionHint } from "../state/state_files.ts";
 import { loadPullDb, type PullDb, PULLS_FILE } from "../state/pull_db.ts";
@@ -194,7 +194,7 @@ export function rejectedWarnings(r: StatusReport): string[] {
   ] as const;
   return files.flatMap(([file, rejected]) =>
     rejected.map((x) =>
-      `Warning: line ${x.lineNo} of ${file} is corrupt (${x.reason}): "${x.line}"`
+      `Warning: line ${x.lineNo} of ${file} is corrupt (${x.reason}): ${quoteCut(x.line)}`
     )
   );
 }

@@ -8,12 +8,17 @@
  * So: an image is runnable without its layer blobs when the config of one of its manifests
  * carries `containerd.io/gc.ref.snapshot.<snapshotter>=<chain id>` and that chain id is a
  * committed snapshot of the snapshotter ctr uses (`ctr snapshot ls`: containerd's default,
- * overlayfs, or CONTAINERD_SNAPSHOTTER in ctre's environment, which ctr reads itself). When every
- * image of a namespace is, the namespace gets the plain `ctr content prune references` (one
- * process). When one is not, its manifests keep their references and only the others lose
- * theirs, one `ctr content label` per manifest that still carries any, followed by a
- * synchronous GC (a lease created and deleted with `--sync`, as `ctr content prune references`
- * does itself).
+ * overlayfs, or CONTAINERD_SNAPSHOTTER in ctre's environment, which ctr reads itself). Only the
+ * manifests of listed images found runnable lose their layer references, one `ctr content label`
+ * per manifest that still carries any, followed by a synchronous GC (a lease created and deleted
+ * with `--sync`, as `ctr content prune references` does itself).
+ *
+ * Never the plain `ctr content prune references`: it strips every manifest it walks, including
+ * those of an image imported or pulled after ctre listed the namespace, which it never judged.
+ * An image imported with `--no-unpack` in that window lost its layers (the churn soak,
+ * scripts/bench/soak.ts; tests/e2e_content_race_test.ts). A blob no listed image reaches (an
+ * import in progress, whose image is not created yet, or an orphan) keeps its labels: an orphan
+ * is collected anyway, and an import in progress stays whole.
  *
  * This file decides (pure); lib/prune/content_prune.ts runs it against the node.
  *
@@ -47,7 +52,10 @@ export interface UnsafeImage {
 export interface LayerGuardPlan {
   /** Images whose manifests keep their layer references (only those that still have any). */
   unsafe: UnsafeImage[];
-  /** Blobs whose layer references may go: digest → the label keys to remove. */
+  /**
+   * Manifests of runnable listed images whose layer references may go: digest → the label keys
+   * to remove. Never a blob no listed image reaches.
+   */
   strip: { digest: string; labels: string[] }[];
 }
 
@@ -69,8 +77,9 @@ function manifestsOf(target: string, blobs: Map<string, ContentBlob>): string[] 
 }
 
 /**
- * Decides, for one namespace, which layer references may go: every blob's, except those of the
- * manifests of images that are not runnable from a committed snapshot. Pure.
+ * Decides, for one namespace, which layer references may go: those of the manifests of listed
+ * images runnable from a committed snapshot, except manifests an image that is not runnable
+ * shares. Pure.
  */
 export function planContentPrune(
   blobs: ContentBlob[],
@@ -89,10 +98,14 @@ export function planContentPrune(
   const layerLabels = (d: string) =>
     [...byDigest.get(d)?.labels.keys() ?? []].filter(isLayerLabel).sort();
   const guarded = new Set<string>();
+  const safe = new Set<string>();
   const unsafe: UnsafeImage[] = [];
   for (const [digest, refs] of refsOf) {
     const manifests = manifestsOf(digest, byDigest);
-    if (manifests.some(runnable)) continue;
+    if (manifests.some(runnable)) {
+      manifests.forEach((m) => safe.add(m));
+      continue;
+    }
     manifests.forEach((m) => guarded.add(m));
     if (manifests.some((m) => layerLabels(m).length > 0)) {
       unsafe.push({ digest, refs: refs.sort() });
@@ -100,7 +113,7 @@ export function planContentPrune(
   }
   unsafe.sort((a, b) => a.refs[0]! < b.refs[0]! ? -1 : a.refs[0]! > b.refs[0]! ? 1 : 0);
   const strip = blobs
-    .filter((b) => !guarded.has(b.digest))
+    .filter((b) => safe.has(b.digest) && !guarded.has(b.digest))
     .map((b) => ({ digest: b.digest, labels: layerLabels(b.digest) }))
     .filter((s) => s.labels.length > 0);
   return { unsafe, strip };

@@ -20,23 +20,6 @@ export interface ContentPruneResult {
   error?: string;
 }
 
-const TRANSIENT = /content digest .* not found|not found/i;
-
-/** `ctr content prune references`, once more if it fails with the transient "… not found". */
-async function pruneReferences(containerd: Containerd, ns: string): Promise<string | undefined> {
-  let error: string | undefined;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    try {
-      await containerd.pruneContentReferences(ns);
-      return undefined;
-    } catch (e) {
-      error = errorText(e);
-      if (!TRANSIENT.test(error)) break;
-    }
-  }
-  return error;
-}
-
 /**
  * Strips the layer references of `strip`, then runs a garbage collection (a label change does
  * not start one; deleting a lease with --sync runs one and waits). Returns the first failure.
@@ -58,20 +41,19 @@ async function stripAndCollect(
     }
   })).filter((f) => f !== null);
   let error = failures[0];
-  if (strip.length > 0) {
-    try {
-      await containerd.deleteLease(ns, await containerd.createLease(ns, "1h"), true);
-    } catch (e) {
-      error ??= errorText(e);
-    }
+  // Also when nothing was stripped now: the images just removed leave blobs to collect.
+  try {
+    await containerd.deleteLease(ns, await containerd.createLease(ns, "1h"), true);
+  } catch (e) {
+    error ??= errorText(e);
   }
   return error;
 }
 
 /**
  * Content prune of `ns` that leaves every remaining image runnable (see the module doc). Lists
- * content, then snapshots, then images: an image that appears meanwhile is either listed (and
- * judged) or has no manifest in the content list (so none of its references is touched).
+ * content, then snapshots, then images, and strips only manifests of listed images: one that
+ * appears meanwhile, listed or not, keeps its references.
  */
 export async function pruneContentSafely(
   containerd: Containerd,
@@ -81,9 +63,7 @@ export async function pruneContentSafely(
   const snapshots = await containerd.listSnapshots(ns);
   const images = await containerd.listImages(ns);
   const plan = planContentPrune(blobs, images, snapshots);
-  const error = plan.unsafe.length === 0
-    ? await pruneReferences(containerd, ns)
-    : await stripAndCollect(containerd, ns, plan.strip);
+  const error = await stripAndCollect(containerd, ns, plan.strip);
   const after = (await containerd.contentDigests(ns)).length;
   const out: ContentPruneResult = {
     before: blobs.length,

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { quoteCut } from "../core/text.ts";
 import type { NamespaceSnapshot } from "../core/containerd.ts";
 import { setAsideRejected } from "../state/line_file.ts";
 import {
@@ -28,10 +29,10 @@ export async function loadExtras(
   const [pulls, pins] = await Promise.all([loadPullDb(pullsPath), loadPinMemory(pinsPath)]);
   const warnings = [
     ...pulls.rejected.map((r) =>
-      `Ignoring line ${r.lineNo} of ${pullsPath}: ${r.reason}: "${r.line}"`
+      `Ignoring line ${r.lineNo} of ${pullsPath}: ${r.reason}: ${quoteCut(r.line)}`
     ),
     ...pins.rejected.map((r) =>
-      `Ignoring line ${r.lineNo} of ${pinsPath}: ${r.reason}: "${r.line}"`
+      `Ignoring line ${r.lineNo} of ${pinsPath}: ${r.reason}: ${quoteCut(r.line)}`
     ),
   ];
   return {

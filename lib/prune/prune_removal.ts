@@ -53,11 +53,22 @@ function recordRemoval(
     outcome.missing.push({ namespace: ns, ref });
   }
   for (const m of r.moved) {
-    run.say(`(kept: now points to ${m.now}) ${ns} ${m.ref}`);
+    run.say(`(kept: now points to ${m.now ?? "a newer image"}) ${ns} ${m.ref}`);
     outcome.repointed.push({ namespace: ns, ref: m.ref, digest: m.now });
   }
+  if (r.unwatched > 0) {
+    run.warn(
+      `Could not follow the image events of namespace ${ns} while removing: a ref ` +
+        `re-pointed (pulled, imported, tagged) during the removal would not be noticed`,
+    );
+  }
   for (const f of r.failed) {
-    println(run.io.stderr, `Cannot remove image "${f.ref}" in namespace ${ns}: ${f.reason}`);
+    println(
+      run.io.stderr,
+      r.lost.includes(f.ref)
+        ? `Removed the wrong image as "${f.ref}" in namespace ${ns}: ${f.reason}`
+        : `Cannot remove image "${f.ref}" in namespace ${ns}: ${f.reason}`,
+    );
     outcome.failed.push({ namespace: ns, ref: f.ref, error: f.reason });
   }
   const settled = new Set([...r.removed, ...r.missing, ...r.moved.map((m) => m.ref)]);

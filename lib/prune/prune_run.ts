@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import type { Containerd } from "../ctr/gateway.ts";
 import { errorText } from "../core/errors.ts";
+import { quoteCut } from "../core/text.ts";
 import { imagesElsewhere, snapshotAll } from "../node/inventory.ts";
 import type { NamespaceSnapshot } from "../core/containerd.ts";
 import { type Io, println } from "../core/io.ts";
@@ -124,7 +125,7 @@ export class PruneRun {
     const dbPath = join(this.opts.stateDir, USAGE_FILE);
     const db = await loadUsageDb(dbPath);
     for (const r of db.rejected) {
-      this.warn(`Ignoring line ${r.lineNo} of ${dbPath}: ${r.reason}: "${r.line}"`);
+      this.warn(`Ignoring line ${r.lineNo} of ${dbPath}: ${r.reason}: ${quoteCut(r.line)}`);
     }
     const policy = {
       now: this.io.now(),

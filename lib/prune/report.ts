@@ -16,7 +16,8 @@ export interface PruneOutcome {
   missing: { namespace: string; ref: string }[];
   failed: { namespace: string; ref: string; error: string }[];
   /** Refs kept at the last second: they point to `digest` now, not to the planned image. */
-  repointed: { namespace: string; ref: string; digest: string }[];
+  /** `digest`: the new target, null when an image event said it moved but not where. */
+  repointed: { namespace: string; ref: string; digest: string | null }[];
   removedImages: number;
   /** What the content store shrank by: measured before removal and after clean-up. */
   reclaimedBytes: number;

@@ -26,6 +26,7 @@ import { record, type RecordOptions } from "../../lib/recorder/recorder.ts";
 import { ctrGateway } from "../../lib/ctr/ctr_gateway.ts";
 import { parseUsageDb } from "../../lib/state/usage_db.ts";
 import { RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
+import { prng } from "../../tests/support/random.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -168,18 +169,6 @@ async function loadTemplates(): Promise<{ source: string; templates: Map<Kind, s
 
 // ---------------------------------------------------------------------------------------------
 // The stream.
-
-/** mulberry32: a small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pad = (n: number, w = 2) => String(n).padStart(w, "0");
 

@@ -194,6 +194,9 @@ export async function cgroupDirsOf(dir: string): Promise<string[]> {
   if (roots.length === 0) return [];
   const args = [...roots, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-name", name];
   const r = await runQuiet("find", args);
+  if (r.code !== 0) {
+    throw new Error(`find ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
+  }
   return r.stdout.split("\n").filter((s) => s !== "");
 }
 

@@ -113,6 +113,8 @@ export class FakeContainerd implements Containerd {
   fault: (method: keyof Containerd, args: unknown[]) => void = () => {};
   /** The event stream (default: none, ended at once). */
   events: () => EventStream = () => eventStream([]);
+  /** A namespace's image event stream (default: none, ended at once). */
+  imageEvents: (ns: string) => EventStream = () => eventStream([]);
 
   /** The state of namespace `name` (created empty on first use). */
   ns(name: string): FakeNs {
@@ -201,8 +203,13 @@ export class FakeContainerd implements Containerd {
       if (blob === undefined) throw exitError("content label", `ctr: ${digest}: not found\n`);
       for (const l of labels) blob.labels.delete(l);
     });
-  pruneContentReferences = (ns: string) =>
-    this.#call("pruneContentReferences", [ns], () => undefined);
+  labelImage = (ns: string, ref: string, key: string, value: string) =>
+    this.#call("labelImage", [ns, ref, key, value], () => {
+      const image = this.ns(ns).images.find((i) => i.ref === ref);
+      if (image === undefined) throw exitError("image label", `ctr: image "${ref}": not found\n`);
+      if (value === "") image.labels.delete(key);
+      else image.labels.set(key, value);
+    });
   createLease = (ns: string, expires: string) =>
     this.#call("createLease", [ns, expires], () => {
       const id = `lease-${this.calls.length}`;

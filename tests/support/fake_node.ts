@@ -1,16 +1,21 @@
 /**
  * A containerd node in memory behind the scripted {@linkcode FakeCtr}: namespaces with images,
  * content (with containerd's GC labels), snapshots, containers and tasks, answering the ctr
- * commands prune runs in the shapes real ctr 1.6 prints, and changing state the way containerd
- * does (image rm and a lease deleted with --sync run a GC over the label references). A hook
- * runs before each command, so a test can fail a step or change the node at an exact moment.
+ * commands prune runs in the shapes real ctr 1.6 prints (sizes in ctr's units: decimal `1MB` in
+ * `content ls`, binary `1.0 MiB` in `image ls`), and changing state the way containerd does:
+ * image rm starts a GC (finished before the next command; at once with --sync), a lease deleted
+ * with --sync runs one; the GC follows the label references from images to content and from
+ * content (`gc.ref.snapshot.*`) and containers to snapshots and their parents; `containers rm`
+ * refuses a running container and removes a container's snapshot. Containers may have a
+ * snapshot (keyed by their ID, parent the image's chain), so prune takes the lineage path. A
+ * hook runs before each command, so a test can fail a step or change the node at an exact moment.
  *
  * It is a model, not containerd: the end-to-end tests check the same behaviour on the real one.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { CtrResult } from "../../lib/ctr/runner.ts";
-import { formatBytes } from "../../lib/core/units.ts";
 import { fail, FakeCtr, ok } from "./fake_ctr.ts";
 import { ctrGateway } from "../../lib/ctr/ctr_gateway.ts";
 import type { Containerd } from "../../lib/ctr/gateway.ts";
@@ -27,6 +32,8 @@ export interface FakeContainer {
   labels: Record<string, string>;
   /** Task status, or undefined for a container without a task. */
   status?: string;
+  /** Its snapshot's key (an active snapshot in the namespace), or undefined for none. */
+  snapshotKey?: string;
 }
 
 export interface FakeNamespace {
@@ -51,6 +58,40 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" ") + " \n").join("");
 }
 
+/** A size as `ctr content ls` prints it: decimal units, `%.4g`, no space (`1MB`, `1.234kB`). */
+export function ctrDecimalSize(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${Number(n.toPrecision(4))}${units[i]}`;
+}
+
+/** A size as `ctr image ls` prints it: binary units, one decimal, a space (`1.0 MiB`). */
+export function ctrBinarySize(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * The OCI chain ID of `diffIds` (what containerd keys committed snapshots by): the first diff
+ * ID, then sha256 of "<parent chain> <diff id>" for each next one.
+ */
+export function ociChainId(diffIds: string[]): string {
+  let chain = diffIds[0]!;
+  for (const d of diffIds.slice(1)) {
+    chain = `sha256:${createHash("sha256").update(`${chain} ${d}`).digest("hex")}`;
+  }
+  return chain;
+}
+
 function labelText(labels: Map<string, string>): string {
   return labels.size === 0 ? "-" : [...labels].map(([k, v]) => `${k}=${v}`).join(",");
 }
@@ -64,9 +105,16 @@ export class FakeNode {
   readonly containerd: Containerd;
   #next = 1;
   #leases = new Set<string>();
+  /** An image rm's GC, not waited for: it runs before the next command. */
+  #gcPending = false;
+  /** What `ctr content get` prints for manifests and configs (layers are not readable). */
+  #documents = new Map<string, string>();
 
   constructor() {
-    this.ctr = new FakeCtr((args) => this.hook([...args]) ?? this.#handle(args));
+    this.ctr = new FakeCtr((args) => {
+      if (this.#gcPending) this.gc();
+      return this.hook([...args]) ?? this.#handle(args);
+    });
     this.containerd = ctrGateway(this.ctr);
   }
 
@@ -87,17 +135,25 @@ export class FakeNode {
   addImage(
     ns: string,
     ref: string,
-    opts: { age?: string; layers?: number; unpacked?: boolean; labels?: Record<string, string> } =
-      {},
+    opts: {
+      age?: string;
+      layers?: number;
+      unpacked?: boolean;
+      labels?: Record<string, string>;
+      /** Layer blobs shared with another image, below its own (a common base). */
+      base?: string[];
+    } = {},
   ): string {
     const s = this.ns(ns);
     const age = opts.age ?? "4 weeks";
     const n = this.#next++;
-    const layers = Array.from({ length: opts.layers ?? 1 }, (_, i) => fakeDigest(n, 3 + i));
+    const own = Array.from({ length: opts.layers ?? 1 }, (_, i) => fakeDigest(n, 3 + i));
+    const layers = [...opts.base ?? [], ...own];
     const config = fakeDigest(n, 2);
     const manifest = fakeDigest(n, 1);
-    const chain = fakeDigest(n, 0xc);
-    for (const l of layers) {
+    // Layers are uncompressed: each layer's diff ID is its digest.
+    const chain = ociChainId(layers);
+    for (const l of own) {
       s.content.set(l, {
         size: 1_000_000,
         age,
@@ -119,7 +175,42 @@ export class FakeNode {
         ...layers.map((l, i): [string, string] => [`containerd.io/gc.ref.content.l.${i}`, l]),
       ]),
     });
-    if (opts.unpacked !== false) s.snapshots.push({ key: chain, parent: null, kind: "Committed" });
+    if (opts.unpacked !== false) {
+      // One committed snapshot per layer prefix, keyed by its chain ID, as unpacking makes them.
+      let parent: string | null = null;
+      for (let i = 1; i <= layers.length; i++) {
+        const key = ociChainId(layers.slice(0, i));
+        if (!s.snapshots.some((x) => x.key === key)) {
+          s.snapshots.push({ key, parent, kind: "Committed" });
+        }
+        parent = key;
+      }
+    }
+    this.#documents.set(
+      manifest,
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: {
+          mediaType: "application/vnd.oci.image.config.v1+json",
+          digest: config,
+          size: 500,
+        },
+        layers: layers.map((l) => ({
+          mediaType: "application/vnd.oci.image.layer.v1.tar",
+          digest: l,
+          size: 1_000_000,
+        })),
+      }),
+    );
+    this.#documents.set(
+      config,
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        rootfs: { type: "layers", diff_ids: layers },
+      }),
+    );
     s.images.set(ref, { digest: manifest, labels: new Map(Object.entries(opts.labels ?? {})) });
     return manifest;
   }
@@ -129,11 +220,47 @@ export class FakeNode {
     this.ns(ns).images.set(ref, { digest, labels: new Map() });
   }
 
-  addContainer(ns: string, id: string, image: string | null, status?: string): void {
+  /** The layer blobs of image `digest` (from its manifest's labels), in order. */
+  layersOf(ns: string, digest: string): string[] {
+    const labels = this.ns(ns).content.get(digest)?.labels ?? new Map<string, string>();
+    return [...labels].filter(([k]) => k.startsWith("containerd.io/gc.ref.content.l."))
+      .sort(([a], [b]) => Number(a.split(".").at(-1)) - Number(b.split(".").at(-1)))
+      .map(([, v]) => v);
+  }
+
+  /** The chain ID (committed snapshot key) image `digest` is unpacked to, or null. */
+  chainOf(ns: string, digest: string): string | null {
+    const s = this.ns(ns);
+    const config = s.content.get(digest)?.labels.get("containerd.io/gc.ref.content.config");
+    const chain = config === undefined
+      ? undefined
+      : s.content.get(config)?.labels.get("containerd.io/gc.ref.snapshot.overlayfs");
+    return chain ?? null;
+  }
+
+  /**
+   * Adds a container. `opts.snapshotOf`: the digest whose chain its active snapshot (keyed by
+   * its ID) sits on, as `ctr run` makes it; `opts.labels` replace the default pod label.
+   */
+  addContainer(
+    ns: string,
+    id: string,
+    image: string | null,
+    status?: string,
+    opts: { snapshotOf?: string; labels?: Record<string, string> } = {},
+  ): void {
+    let snapshotKey: string | undefined;
+    if (opts.snapshotOf !== undefined) {
+      const chain = this.chainOf(ns, opts.snapshotOf);
+      if (chain === null) throw new Error(`${opts.snapshotOf} is not unpacked`);
+      this.ns(ns).snapshots.push({ key: id, parent: chain, kind: "Active" });
+      snapshotKey = id;
+    }
     this.ns(ns).containers.set(id, {
       image,
-      labels: { "io.kubernetes.pod.name": id },
+      labels: opts.labels ?? { "io.kubernetes.pod.name": id },
       ...(status === undefined ? {} : { status }),
+      ...(snapshotKey === undefined ? {} : { snapshotKey }),
     });
   }
 
@@ -161,8 +288,13 @@ export class FakeNode {
     return [...seen.values()].reduce((a, b) => a + b, 0) + snapshots;
   }
 
-  /** containerd's GC, per namespace: what no image reaches through gc.ref.content labels goes. */
+  /**
+   * containerd's GC, per namespace: content no image reaches through gc.ref.content labels goes;
+   * then snapshots that no live blob (`gc.ref.snapshot.*`) nor container holds, nor any kept
+   * snapshot has as its parent.
+   */
   gc(): void {
+    this.#gcPending = false;
     for (const s of this.namespaces.values()) {
       const live = new Set<string>();
       const todo = [...s.images.values()].map((i) => i.digest);
@@ -175,15 +307,23 @@ export class FakeNode {
         }
       }
       for (const d of [...s.content.keys()]) if (!live.has(d)) s.content.delete(d);
-      // Snapshots: a committed one stays while a live config names it or an active one is on it.
+      // Snapshots: one stays while a live config names it, a container has it, or it is active
+      // (a lease may hold it), and so do its parents.
       const held = new Set<string>();
-      for (const d of live) {
-        for (const [k, v] of s.content.get(d)?.labels ?? []) {
+      for (const b of s.content.values()) {
+        for (const [k, v] of b.labels) {
           if (k.startsWith("containerd.io/gc.ref.snapshot.")) held.add(v);
         }
       }
-      for (const x of s.snapshots) if (x.kind !== "Committed" && x.parent) held.add(x.parent);
-      s.snapshots = s.snapshots.filter((x) => x.kind !== "Committed" || held.has(x.key));
+      for (const c of s.containers.values()) if (c.snapshotKey) held.add(c.snapshotKey);
+      for (const x of s.snapshots) if (x.kind !== "Committed") held.add(x.key);
+      const byKey = new Map(s.snapshots.map((x) => [x.key, x]));
+      for (const key of [...held]) {
+        for (let p = byKey.get(key)?.parent; p && !held.has(p); p = byKey.get(p)?.parent) {
+          held.add(p);
+        }
+      }
+      s.snapshots = s.snapshots.filter((x) => held.has(x.key));
     }
   }
 
@@ -203,6 +343,11 @@ export class FakeNode {
       }
     }
     return size;
+  }
+
+  /** What the node answers to `ctr <args>`, without the hook (for a hook that alters it). */
+  answer(args: string[]): CtrResult {
+    return this.#handle(args);
   }
 
   #handle(all: string[]): CtrResult {
@@ -226,8 +371,9 @@ export class FakeNode {
         if (rest[0] === "-q") return ok([...s.content.keys()].map((d) => `${d}\n`).join(""));
         return ok(
           "DIGEST\tSIZE\tAGE\tLABELS\n" +
-            [...s.content].map(([d, b]) => `${d}\t${b.size}B\t${b.age}\t${labelText(b.labels)}\n`)
-              .join(""),
+            [...s.content].map(([d, b]) =>
+              `${d}\t${ctrDecimalSize(b.size)}\t${b.age}\t${labelText(b.labels)}\n`
+            ).join(""),
         );
       case "image ls": {
         const names = rest.map((f) => {
@@ -242,7 +388,7 @@ export class FakeNode {
             ref,
             "application/vnd.oci.image.manifest.v1+json",
             i.digest,
-            formatBytes(this.#imageSize(s, i.digest)),
+            ctrBinarySize(this.#imageSize(s, i.digest)),
             "linux/amd64",
             labelText(i.labels),
           ]),
@@ -256,8 +402,19 @@ export class FakeNode {
           if (s.images.delete(ref)) out.push(`${ref}\n`);
           else err.push(`${T} level=warning msg="${ref}: image not found"\n`);
         }
-        this.gc();
+        if (rest.includes("--sync")) this.gc();
+        else this.#gcPending = true;
         return { code: 0, stdout: out.join(""), stderr: err.join("") };
+      }
+      case "image label": {
+        const image = s.images.get(rest[0]!);
+        if (!image) return fail(`ctr: image "${rest[0]}": not found\n`);
+        for (const kv of rest.slice(1)) {
+          const [k, v] = [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)];
+          if (v === "") image.labels.delete(k);
+          else image.labels.set(k, v);
+        }
+        return ok(`${rest[0]}\n`);
       }
       case "container ls": {
         // `labels."KEY"`: only containers that have that label.
@@ -281,16 +438,32 @@ export class FakeNode {
           ID: rest[0],
           Labels: c.labels,
           Image: c.image ?? "",
+          SnapshotKey: c.snapshotKey ?? "",
+          Snapshotter: c.snapshotKey === undefined ? "" : "overlayfs",
           CreatedAt: "2026-01-01T00:00:00Z",
           UpdatedAt: "2026-01-01T00:00:00Z",
         }));
       }
       case "containers rm": {
+        // As ctr 1.6 prints it (tests/testdata/ctr-1.6/container_rm_running.stderr).
+        const errors: { id: string; text: string }[] = [];
         for (const id of rest) {
           const c = s.containers.get(id);
-          if (c && c.status !== "RUNNING") s.containers.delete(id);
+          if (!c) {
+            errors.push({ id, text: `container "${id}" in namespace "${name}": not found` });
+          } else if (c.status !== undefined && !["STOPPED", "CREATED"].includes(c.status)) {
+            const status = `{${c.status.toLowerCase()} 0 0001-01-01 00:00:00 +0000 UTC}`;
+            errors.push({ id, text: `cannot delete a non stopped container: ${status}` });
+          } else {
+            s.containers.delete(id);
+            if (c.snapshotKey) s.snapshots = s.snapshots.filter((x) => x.key !== c.snapshotKey);
+          }
         }
-        return ok();
+        if (errors.length === 0) return ok();
+        const log = errors.map((e) =>
+          `${T} level=error msg="failed to delete container \\"${e.id}\\"" error="${e.text}"\n`
+        );
+        return { code: 1, stdout: "", stderr: log.join("") + `ctr: ${errors[0]!.text}\n` };
       }
       case "snapshot usage":
         return ok(table([
@@ -311,6 +484,11 @@ export class FakeNode {
         this.gc();
         return ok();
       }
+      case "content get": {
+        const text = s.content.has(rest[0]!) ? this.#documents.get(rest[0]!) : undefined;
+        if (text === undefined) return fail(`ctr: content digest ${rest[0]}: not found\n`);
+        return ok(text);
+      }
       case "content label": {
         const b = s.content.get(rest[0]!);
         if (!b) return fail(`ctr: content digest ${rest[0]}: not found\n`);
@@ -321,6 +499,11 @@ export class FakeNode {
         }
         return ok(labelText(b.labels) + "\n");
       }
+      case "leases ls":
+        return ok(table([
+          ["ID", "CREATED AT", "LABELS"],
+          ...[...this.#leases].map((id) => [id, "2026-01-01T00:00:00Z", "-"]),
+        ]));
       case "leases create": {
         const id = `lease-${this.#next++}`;
         this.#leases.add(id);

@@ -44,5 +44,9 @@ export async function assertKeptImagesRun(
   if (failures.length > 0) {
     throw new Error(`Kept images that no longer start:\n${failures.join("\n")}`);
   }
+  // A listing it could not read would otherwise pass as "every image runs".
+  if (ran.length === 0) {
+    throw new Error(`No image to run in ${nsList.join(", ") || "any namespace"}: nothing proved`);
+  }
   return ran;
 }
