@@ -121,7 +121,7 @@ async function ensureTools(): Promise<void> {
     console.error("bench: needs root (it starts its own containerd and containers)");
     Deno.exit(2);
   }
-  for (const tool of ["containerd", "ctr", "runc", "go"]) {
+  for (const tool of ["containerd", "ctr", "runc"]) {
     if (!(await output("sh", ["-c", `command -v ${tool}`]))) {
       console.error(`bench: ${tool} is missing; run scripts/setup.sh first`);
       Deno.exit(2);

@@ -20,7 +20,7 @@
  *
  *   deno task soak [--seconds 150] [--seed N] [--old 6] [--version 1.6.20] [--ctr-delay MS] [--no-unpack SHARE]
  *
- * Needs root and what scripts/setup.sh installs (containerd versions, runc, busybox, go, bbolt).
+ * Needs root and what scripts/setup.sh installs (containerd versions, runc, busybox).
  *
  * @module
  */
