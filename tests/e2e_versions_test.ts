@@ -54,44 +54,39 @@ Deno.test({
           removed: [REF],
           missing: ["docker.io/library/gone:1"],
           failed: [],
-          moved: [],
-          lost: [],
-          unwatched: 0,
         });
       });
 
       await t.step(
-        "content prune retries on this version's 'not found' and then succeeds",
+        "content prune reads this version's 'not found' for a manifest gone since its listing",
         async () => {
-          // ctr content prune references updates each blob it walks; one removed in between gives
-          // the store's NotFound. `content label` of an absent digest is the same Update call, so
-          // the first prune runs that instead: ctr's real error text, then the real prune.
+          // Content prune strips the layer references of each listed runnable manifest with
+          // `ctr content label`; one deleted in between gives the store's NotFound. `content
+          // label` of an absent digest is the same Update call: the first strip runs that
+          // instead, so the prune meets ctr's real error text of this version.
           const real = systemCtr(c.address);
-          const label = ["-n", "default", "content", "label", ABSENT, "ctre.test/x=y"];
+          const label = ["-n", "default", "content", "label", ABSENT, "ctre.test/x="];
           const direct = await real.run(label);
           assert.equal(direct.code, 1, direct.stderr);
           assert.match(direct.stderr, /not found/);
-          let prunes = 0;
+          let swapped = 0;
           const racing: Ctr = {
             get spawned() {
               return real.spawned;
             },
             stream: (args) => real.stream(args),
             run(args) {
-              if (args.join(" ") === "-n default content prune references" && prunes++ === 0) {
+              if (args.slice(0, 4).join(" ") === "-n default content label" && swapped++ === 0) {
                 return real.run(label);
               }
               return real.run(args);
             },
           };
-          // The image left is unpacked: the safe prune runs the plain `content prune references`.
+          // The image left (`${REF}-b`) is unpacked and its manifest still has layer references.
           const result = await pruneContentSafely(ctrGateway(racing), "default");
-          assert.equal(prunes, 2, "retried once");
+          assert.ok(swapped >= 1, "a manifest was stripped");
           assert.equal(result.error, undefined, JSON.stringify(result));
           assert.deepEqual(result.protected, []);
-          // At least the image's 3 blobs (a blob of the ref removed above may not be collected
-          // yet: that removal did not wait for the garbage collector).
-          assert.ok(result.before >= 3 && result.after <= result.before, JSON.stringify(result));
         },
       );
 
