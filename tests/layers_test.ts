@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join, normalize, relative } from "node:path";
-
-const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
+import { libSources, ROOT } from "./support/lib_files.ts";
 
 /** Layer of each folder of lib/: a file may import its own folder and lower layers only. */
 export const LAYERS: Record<string, number> = {
@@ -21,16 +20,6 @@ export const LAYERS: Record<string, number> = {
   ops: 5,
   cli: 6,
 };
-
-async function libFiles(dir = "lib"): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(join(ROOT, dir))) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...await libFiles(path));
-    else if (e.name.endsWith(".ts")) out.push(path);
-  }
-  return out.sort();
-}
 
 /** Relative imports of `text` (static, `import type`, re-exports and dynamic `import()`). */
 export function importsOf(text: string): string[] {
@@ -80,8 +69,7 @@ export function violations(files: Map<string, string>): string[] {
 }
 
 Deno.test("lib/: every import goes to the same folder or a lower layer; the policy is pure", async () => {
-  const files = new Map<string, string>();
-  for (const f of await libFiles()) files.set(f, await Deno.readTextFile(join(ROOT, f)));
+  const files = await libSources();
   assert.ok(files.size > 40, `read ${files.size} files of lib/`);
   assert.deepEqual(violations(files), []);
 });

@@ -5,9 +5,8 @@
  * the first `}` there).
  */
 import assert from "node:assert/strict";
-import { dirname, join, normalize } from "node:path";
+import { libSources } from "./support/lib_files.ts";
 
-const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
 const MAX_FUNCTION = 80;
 const MAX_CLASS = 120;
 
@@ -44,20 +43,10 @@ export function oversized(text: string): string[] {
   return out;
 }
 
-async function libFiles(dir = "lib"): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(join(ROOT, dir))) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...await libFiles(path));
-    else if (e.name.endsWith(".ts")) out.push(path);
-  }
-  return out.sort();
-}
-
 Deno.test("lib/: no function over 80 lines, no class over 120", async () => {
   const found: string[] = [];
-  for (const f of await libFiles()) {
-    for (const o of oversized(await Deno.readTextFile(join(ROOT, f)))) found.push(`${f} ${o}`);
+  for (const [f, text] of await libSources()) {
+    for (const o of oversized(text)) found.push(`${f} ${o}`);
   }
   assert.deepEqual(found, []);
 });
