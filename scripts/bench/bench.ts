@@ -63,6 +63,7 @@ import {
   type Measured,
   median,
   ms,
+  reporter,
 } from "./measure.ts";
 
 const args = parseArgs({
@@ -82,19 +83,7 @@ const DRIVER = join(ROOT, "scripts/bench/driver.ts");
 const OWN_CPU = join(ROOT, "scripts/bench/own_cpu.ts");
 const DENO = Deno.execPath();
 
-const t0 = performance.now();
-function log(text: string): void {
-  console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${text}`);
-}
-
-const failures: string[] = [];
-function check(ok: boolean, what: string, detail = ""): boolean {
-  if (!ok) {
-    failures.push(`${what}${detail ? `: ${detail}` : ""}`);
-    log(`CORRECTNESS FAILURE: ${what} ${detail}`);
-  }
-  return ok;
-}
+const { log, check, failures } = reporter("bench", 4);
 
 /** Differences of two sorted lists, for messages. */
 function diff(got: string[], want: string[]): string {

@@ -33,7 +33,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
-import { markdownTable, mb, measure, type Measured, median, ms } from "./measure.ts";
+import { markdownTable, mb, measure, type Measured, median, ms, reporter } from "./measure.ts";
 import { type SpanCounter, spanCounter } from "./spans.ts";
 import {
   createContainers,
@@ -65,19 +65,7 @@ const MAIN = join(ROOT, "main.ts");
 const OWN_CPU = join(ROOT, "scripts/bench/own_cpu.ts");
 const DENO = Deno.execPath();
 
-const t0 = performance.now();
-function log(text: string): void {
-  console.error(`[growth ${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${text}`);
-}
-
-const failures: string[] = [];
-function check(ok: boolean, what: string, detail = ""): boolean {
-  if (!ok) {
-    failures.push(`${what}${detail ? `: ${detail}` : ""}`);
-    log(`CORRECTNESS FAILURE: ${what} ${detail}`);
-  }
-  return ok;
-}
+const { log, check, failures } = reporter("growth", 5);
 
 /** The `deno run` argument vector of ctre as shipped, printing its own CPU at exit. */
 function ctreArgs(stateDir: string, rest: string[], profile?: string): string[] {

@@ -200,3 +200,28 @@ export function markdownTable(header: string[], rows: string[][]): string[] {
     `| ${cells.map((c, i) => c + " ".repeat(widths[i]! - width(c))).join(" | ")} |`;
   return [line(header), `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`, ...rows.map(line)];
 }
+
+/**
+ * A benchmark's log (to stderr, stamped with seconds since the start) and its correctness checks:
+ * a failed check is logged and kept in `failures`, which makes the run exit 1 at the end.
+ */
+export function reporter(name: string, width: number): {
+  log(text: string): void;
+  check(ok: boolean, what: string, detail?: string): boolean;
+  failures: string[];
+} {
+  const t0 = performance.now();
+  const failures: string[] = [];
+  const log = (text: string): void => {
+    const s = ((performance.now() - t0) / 1000).toFixed(0).padStart(width);
+    console.error(`[${name} ${s} s] ${text}`);
+  };
+  const check = (ok: boolean, what: string, detail = ""): boolean => {
+    if (!ok) {
+      failures.push(`${what}${detail ? `: ${detail}` : ""}`);
+      log(`CORRECTNESS FAILURE: ${what} ${detail}`);
+    }
+    return ok;
+  };
+  return { log, check, failures };
+}
