@@ -214,6 +214,7 @@ export function reporter(name: string, width: number): {
   const failures: string[] = [];
   const log = (text: string): void => {
     const s = ((performance.now() - t0) / 1000).toFixed(0).padStart(width);
+    // deno-lint-ignore no-console -- a benchmark reports on stderr, as bench.ts and growth.ts do
     console.error(`[${name} ${s} s] ${text}`);
   };
   const check = (ok: boolean, what: string, detail = ""): boolean => {
