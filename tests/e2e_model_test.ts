@@ -83,11 +83,19 @@ async function build(c: TestContainerd, s: Scenario): Promise<Map<number, string
       await c.ctrOk(["-n", k.ns, "container", "create", "--rootfs", rootfs, k.id, "sh"]);
     }
   }
-  for (const k of s.containers) {
-    if (k.movedTo === null || k.ref === null) continue;
-    const target = s.images[k.movedTo]!.refs[0]!;
-    await c.ctrOk(["-n", k.ns, "image", "tag", "--force", target, k.ref]);
+  // Moves run in order, as refsAfterMoves models them: an earlier move may take a target's
+  // original refs away, so each target is first pinned by a scratch ref, dropped afterwards.
+  const moves = s.containers.filter((k) => k.movedTo !== null && k.ref !== null);
+  const pin = (i: number) => `ctre.test/move-target:${i}`;
+  const targets = [...new Set(moves.map((k) => k.movedTo!))];
+  for (const i of targets) {
+    const im = s.images[i]!;
+    await c.ctrOk(["-n", im.ns, "image", "tag", im.refs[0]!, pin(i)]);
   }
+  for (const k of moves) {
+    await c.ctrOk(["-n", k.ns, "image", "tag", "--force", pin(k.movedTo!), k.ref!]);
+  }
+  for (const i of targets) await c.ctrOk(["-n", s.images[i]!.ns, "image", "rm", pin(i)]);
   return digests;
 }
 

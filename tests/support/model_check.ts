@@ -8,13 +8,6 @@
 import { join } from "node:path";
 import { DAY, refsAfterMoves, type Scenario, verdicts } from "./random_node.ts";
 
-/**
- * Whether an image-less container in moby keeps every image there. False since the fix of issue
- * 21's first finding (lib/policy/lineage.ts: a container with neither image nor snapshot key
- * uses no image): the model requires moby's old unused images to go.
- */
-const IMAGELESS_MOBY_KEEPS_ALL = false;
-
 /** The usage DB and pulls file of `s`, written into `stateDir`. */
 export async function writeState(s: Scenario, stateDir: string, now: number): Promise<void> {
   const starts = s.starts.map((u) => {
@@ -39,7 +32,7 @@ export function brokenInvariants(
 ): string[] {
   const broken: string[] = [];
   const before = refsAfterMoves(s);
-  for (const [index, v] of verdicts(s, IMAGELESS_MOBY_KEEPS_ALL)) {
+  for (const [index, v] of verdicts(s)) {
     const im = s.images[index]!;
     const refs = before.get(index)!;
     const left = refs.filter((ref) => after.get(im.ns)?.get(ref) === digests.get(index));

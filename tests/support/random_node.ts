@@ -153,10 +153,10 @@ function globMatch(glob: string, ref: string): boolean {
 }
 
 /**
- * The reference model. `moby` image-less containers make every image of moby "either": ctre
- * keeps a namespace whole while one is there (the fix lands separately; then this goes).
+ * The reference model. A container with no image at all (moby's `--rootfs` kind) uses no image,
+ * so it keeps none: moby's old unused images must go beside it (lib/policy/lineage.ts).
  */
-export function verdicts(s: Scenario, imagelessBlocksMoby = true): Map<number, Verdict> {
+export function verdicts(s: Scenario): Map<number, Verdict> {
   const refs = refsAfterMoves(s);
   const out = new Map<number, Verdict>();
   const recent = (list: { ns: string; ref: string; daysAgo: number }[], im: GenImage) =>
@@ -188,10 +188,6 @@ export function verdicts(s: Scenario, imagelessBlocksMoby = true): Map<number, V
     // ctr prints 14-20 days as "2 weeks": only a lower bound of 14 days less a little is known,
     // so ctre may keep such an image as too young (erring on the safe side) or not.
     else if (im.ageDays < MIN_AGE_DAYS + 7) v = { must: "either" };
-    else if (
-      imagelessBlocksMoby && im.ns === "moby" &&
-      s.containers.some((c) => c.ns === "moby" && c.kind === "no-image")
-    ) v = { must: "either" };
     else v = { must: "go" };
     out.set(im.index, v);
   }
