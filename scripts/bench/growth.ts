@@ -89,6 +89,12 @@ function ownCpuMs(m: Measured): number {
   return hit === null ? NaN : Number(hit[1]) / 1000;
 }
 
+/** ctre's own peak RSS in KB (own_cpu.ts's line: this process only, no ctr), or NaN. */
+function ownRssKb(m: Measured): number {
+  const hit = /^CTRE_BENCH_OWN_MAXRSS_KB (\d+)$/m.exec(m.stderr);
+  return hit === null ? NaN : Number(hit[1]);
+}
+
 /** The refs listed for removal (after the `NS REF_TO_PRUNE` header), as "ns ref", sorted. */
 function listed(stdout: string): string[] {
   const lines = stdout.split("\n");
@@ -103,7 +109,10 @@ interface Row {
   ctr: number;
   ctrCpuMs: number;
   ownMs: number;
+  /** Peak RSS of ctre or any of its ctr processes (GNU time). */
   rssKb: number;
+  /** Peak RSS of the ctre process alone. */
+  ownRssKb: number;
   floorMs: number;
   images: number;
   note?: string;
@@ -138,6 +147,7 @@ async function rowOf(
     ctrCpuMs: spans.reduce((a, s) => a + s.cpuMs, 0),
     ownMs: ownCpuMs(m),
     rssKb: m.maxRssKb,
+    ownRssKb: ownRssKb(m),
     floorMs: w.busyMs(spans),
     images,
   };
@@ -380,7 +390,8 @@ function report(results: SizeResult[], loads: string[]): void {
     "their CPU",
     "ctre's own CPU",
     "own / wall",
-    "peak RSS",
+    "peak RSS, with its ctr",
+    "ctre's own peak RSS",
     "wall per image",
     "own CPU per image",
   ];
@@ -400,6 +411,7 @@ function report(results: SizeResult[], loads: string[]): void {
         ms(row.ownMs),
         `${((row.ownMs / row.wallMs) * 100).toFixed(1)} %`,
         mb(row.rssKb),
+        mb(row.ownRssKb),
         step === "recorder" ? "" : us(row.wallMs / r.images),
         us(row.ownMs / r.images),
       ]);
@@ -443,8 +455,14 @@ function report(results: SizeResult[], loads: string[]): void {
     }
   }
   if (ten) {
-    const peak = Math.max(...ten.rows.map((r) => r.rssKb));
-    verdict(peak < 150 * 1024, `×10: peak RSS ${mb(peak)} < 150 MB`);
+    // ctre's own memory is the target; the peak of the whole tree (a ctr listing 10,000 images
+    // can be the larger) is printed beside it.
+    const own = Math.max(...ten.rows.map((r) => r.ownRssKb));
+    const tree = Math.max(...ten.rows.map((r) => r.rssKb));
+    verdict(
+      own < 150 * 1024,
+      `×10: ctre's own peak RSS ${mb(own)} < 150 MB (with its ctr processes: ${mb(tree)})`,
+    );
   }
   console.log(
     [
