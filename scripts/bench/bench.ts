@@ -63,6 +63,7 @@ import {
   type Measured,
   median,
   ms,
+  ownFigures,
   reporter,
 } from "./measure.ts";
 
@@ -171,12 +172,6 @@ function ctreArgs(stateDir: string, rest: string[], ownCpu = false): string[] {
   ];
 }
 
-/** ctre's own CPU in ms from a run's stderr (own_cpu.ts's line), or NaN when it is missing. */
-function ownCpuMs(stderr: string): number {
-  const m = /^CTRE_BENCH_OWN_CPU_US (\d+)$/m.exec(stderr);
-  return m === null ? NaN : Number(m[1]) / 1000;
-}
-
 /** The refs listed for removal (after the `NS REF_TO_PRUNE` header), as "ns ref", sorted. */
 function listed(stdout: string): string[] {
   const lines = stdout.split("\n");
@@ -280,7 +275,7 @@ async function wrapperCosts({ timed }: Bench) {
   const harnessMs = median(harness.map((h) => h.wallMs));
   const harnessCpuMs = median(harness.map((h) => h.cpuMs));
   /** ctre's own CPU, measured in its process (own_cpu.ts, getrusage of that process only). */
-  const ownCpu = (m: Measured) => ownCpuMs(m.stderr);
+  const ownCpu = (m: Measured) => ownFigures(m.stderr).cpuMs;
   /** ctr's CPU in a run under the `count` wrapper: the tree's less the rest's and the wrapper's. */
   const ctrCpu = (m: Measured, restMs: number) =>
     m.cpuMs - harnessCpuMs - restMs - m.ctrCalls * countCpuMs;

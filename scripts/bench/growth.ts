@@ -33,7 +33,16 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
-import { markdownTable, mb, measure, type Measured, median, ms, reporter } from "./measure.ts";
+import {
+  markdownTable,
+  mb,
+  measure,
+  type Measured,
+  median,
+  ms,
+  ownFigures,
+  reporter,
+} from "./measure.ts";
 import { type SpanCounter, spanCounter } from "./spans.ts";
 import {
   createContainers,
@@ -81,18 +90,6 @@ function ctreArgs(stateDir: string, rest: string[], profile?: string): string[] 
     MAIN,
     ...rest,
   ];
-}
-
-/** ctre's own CPU in ms from a run's stderr (own_cpu.ts's line), or NaN. */
-function ownCpuMs(m: Measured): number {
-  const hit = /^CTRE_BENCH_OWN_CPU_US (\d+)$/m.exec(m.stderr);
-  return hit === null ? NaN : Number(hit[1]) / 1000;
-}
-
-/** ctre's own peak RSS in KB (own_cpu.ts's line: this process only, no ctr), or NaN. */
-function ownRssKb(m: Measured): number {
-  const hit = /^CTRE_BENCH_OWN_MAXRSS_KB (\d+)$/m.exec(m.stderr);
-  return hit === null ? NaN : Number(hit[1]);
 }
 
 /** The refs listed for removal (after the `NS REF_TO_PRUNE` header), as "ns ref", sorted. */
@@ -145,9 +142,9 @@ async function rowOf(
     wallMs,
     ctr: spans.length,
     ctrCpuMs: spans.reduce((a, s) => a + s.cpuMs, 0),
-    ownMs: ownCpuMs(m),
+    ownMs: ownFigures(m.stderr).cpuMs,
     rssKb: m.maxRssKb,
-    ownRssKb: ownRssKb(m),
+    ownRssKb: ownFigures(m.stderr).rssKb,
     floorMs: w.busyMs(spans),
     images,
   };

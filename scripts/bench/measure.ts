@@ -169,6 +169,18 @@ export async function measure(
   };
 }
 
+/**
+ * ctre's own figures from a run's stderr, as the preloaded own_cpu.ts prints them at exit (that
+ * process only, never its ctr): CPU in ms and peak RSS in KB, NaN when a line is missing.
+ */
+export function ownFigures(stderr: string): { cpuMs: number; rssKb: number } {
+  const read = (marker: string) => {
+    const hit = new RegExp(`^${marker} (\\d+)$`, "m").exec(stderr);
+    return hit === null ? NaN : Number(hit[1]);
+  };
+  return { cpuMs: read("CTRE_BENCH_OWN_CPU_US") / 1000, rssKb: read("CTRE_BENCH_OWN_MAXRSS_KB") };
+}
+
 /** Busy CPU ms of the whole machine so far (all processes, all cores), from /proc/stat. */
 export async function machineBusyMs(): Promise<number> {
   const fields = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!.trim().split(/\s+/)

@@ -8,7 +8,7 @@
  */
 import process from "node:process";
 
-/** The stderr lines' markers; bench.ts reads the microseconds after the first (its ownCpuMs). */
+/** The stderr lines' markers; measure.ts's ownFigures reads them. */
 const OWN_CPU_MARKER = "CTRE_BENCH_OWN_CPU_US";
 const OWN_RSS_MARKER = "CTRE_BENCH_OWN_MAXRSS_KB";
 
