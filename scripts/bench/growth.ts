@@ -34,6 +34,7 @@ import { parseArgs } from "node:util";
 import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import {
+  containerdVersion,
   markdownTable,
   mb,
   measure,
@@ -486,10 +487,7 @@ async function main(): Promise<number> {
     console.error("growth: needs root (it starts its own containerd and containers)");
     return 2;
   }
-  const version = new TextDecoder().decode(
-    (await new Deno.Command("containerd", { args: ["--version"], stdout: "piped" }).output())
-      .stdout,
-  ).split(" ")[2] ?? "unknown";
+  const version = await containerdVersion();
   const loads: string[] = [];
   const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
   const results: SizeResult[] = [];

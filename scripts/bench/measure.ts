@@ -169,6 +169,13 @@ export async function measure(
   };
 }
 
+/** The version of the `containerd` first on PATH (its cache key for built stores), or "unknown". */
+export async function containerdVersion(): Promise<string> {
+  const out = await new Deno.Command("containerd", { args: ["--version"], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(out.stdout).split(" ")[2] ?? "unknown";
+}
+
 /**
  * ctre's own figures from a run's stderr, as the preloaded own_cpu.ts prints them at exit (that
  * process only, never its ctr): CPU in ms and peak RSS in KB, NaN when a line is missing.

@@ -14,16 +14,12 @@ import { join } from "node:path";
 import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
 import { createContainers, plannedContainers, prepareImages, usageDb } from "./scenario.ts";
+import { containerdVersion } from "./measure.ts";
 
 const [base, runsText] = Deno.args;
 if (base === undefined) throw new Error("usage: plan_ab.ts BASE_CHECKOUT [RUNS]");
 const RUNS = Number(runsText ?? "5");
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-async function version(): Promise<string> {
-  const out = await new Deno.Command("containerd", { args: ["--version"] }).output();
-  return new TextDecoder().decode(out.stdout).split(" ").slice(2, 3).join(" ");
-}
 
 /** A `ctr` wrapper dir that appends one line per call to `log`. */
 async function counting(log: string): Promise<string> {
@@ -71,7 +67,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const c = await TestContainerd.start();
 try {
   const stateDir = await Deno.makeTempDir({ prefix: "ctre-ab-state-" });
-  const built = await prepareImages(c, await version(), (t) => console.error(t));
+  const built = await prepareImages(c, await containerdVersion(), (t) => console.error(t));
   await createContainers(c, plannedContainers());
   await Deno.writeTextFile(
     join(stateDir, "image_starts"),

@@ -25,7 +25,16 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { permissionFlags, RUNTIME_FLAGS } from "../../lib/cli/permissions.ts";
 import { TestContainerd } from "../../tests/support/containerd.ts";
-import { counter, markdownTable, mb, measure, type Measured, median, ms } from "./measure.ts";
+import {
+  containerdVersion,
+  counter,
+  markdownTable,
+  mb,
+  measure,
+  type Measured,
+  median,
+  ms,
+} from "./measure.ts";
 import {
   createContainers,
   expectations,
@@ -127,10 +136,7 @@ async function main(): Promise<number> {
     console.error("vs_original: needs root (it starts its own containerd)");
     return 2;
   }
-  const version = new TextDecoder().decode(
-    (await new Deno.Command("containerd", { args: ["--version"], stdout: "piped" }).output())
-      .stdout,
-  ).split(" ")[2] ?? "unknown";
+  const version = await containerdVersion();
   const loads = [Deno.loadavg().map((x) => x.toFixed(2)).join(" ")];
   const runs: Run[] = [];
   const sides: Side[] = [...SIDES];
